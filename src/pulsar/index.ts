@@ -1,0 +1,65 @@
+/**
+ * Pure TypeScript Apache Pulsar client (binary protocol over node:net). Public API.
+ *
+ * This comment is the contract the rest of the project (src/dispatcher/) codes against.
+ *
+ * ```ts
+ * import { PulsarClient } from '../pulsar/index.ts';
+ *
+ * const client = new PulsarClient({
+ *   serviceUrl: 'pulsar://127.0.0.1:6650', // pulsar:// (pulsar+ssl:// once issue 5 lands)
+ *   operationTimeoutMs: 30_000,            // per request (lookup, subscribe, producer, ack receipts...)
+ *   logger,                                // optional, pino-like { debug, info, warn, error }(obj, msg)
+ * });
+ *
+ * const consumer = await client.subscribe({
+ *   topic: 'my-topic',                    // short names mean persistent://public/default/my-topic
+ *   subscription: 'my-sub',
+ *   subscriptionType: 'Shared',           // 'Exclusive' | 'Shared' | 'Failover' | 'Key_Shared'
+ *   initialPosition: 'Earliest',          // 'Latest' (default) | 'Earliest'
+ *   receiverQueueSize: 1000,              // default 1000; FLOW permits are sent when half is consumed
+ *   nackRedeliveryDelayMs: 60_000,        // default 60 s
+ *   consumerName: 'dispatcher-1',         // optional
+ * });
+ * for await (const msg of consumer) {      // or: const msg = await consumer.receive();
+ *   msg.messageId.toString();             // 'ledger:entry:partition:batchIndex', stable
+ *   msg.messageId.serialize();            // Uint8Array; MessageId.deserialize(bytes) reads it back
+ *   msg.payload;                          // Uint8Array (a view, do not keep it beyond the message's life if
+ *                                         // you need a copy: slice() it)
+ *   msg.key;                              // string | undefined
+ *   msg.properties;                       // Record<string, string>
+ *   msg.eventTime;                        // number (ms since epoch) | undefined
+ *   msg.publishTime;                      // number (ms since epoch)
+ *   msg.redeliveryCount;                  // number
+ *   msg.topic;                            // full topic name
+ *   await consumer.ack(msg);              // or ackCumulative(msg) (not on Shared/Key_Shared), or nack(msg)
+ * }
+ * await consumer.seek(messageId | timestampMs);
+ * await consumer.unsubscribe();
+ * await consumer.close();                 // ends the async iteration; messages not acked are redelivered
+ *
+ * const producer = await client.createProducer({
+ *   topic: 'my-topic',
+ *   batchingMaxMessages: 1000,            // default 1000; 1 disables batching
+ *   batchingMaxBytes: 128 * 1024,         // default 128 KiB
+ *   batchingMaxDelayMs: 10,               // default 10 ms
+ *   maxPendingMessages: 1000,             // default 1000; send() waits (backpressure) when this many are pending
+ *   producerName: 'p-1',                  // optional
+ * });
+ * const id = await producer.send({ payload, key, properties, eventTime }); // resolves on the broker's receipt
+ * await producer.flush();                 // sends the open batch and waits for every pending receipt
+ * await producer.close();                 // flushes, then closes
+ *
+ * await client.close();                   // closes every producer, consumer and connection
+ * ```
+ *
+ * Errors are `PulsarError` subclasses with a `code` (see errors.ts); broker errors carry the broker's
+ * ServerError name in `serverError` and its message.
+ *
+ * Delivery: at-least-once. After a lost connection or broker restart, the client reconnects with backoff,
+ * looks the topic up again, re-subscribes, and resends every send that has not received a receipt. Messages
+ * handed to the caller and not acked are redelivered by the broker.
+ */
+
+// The implementation lands in the following commits; the shape above is fixed.
+export {};
