@@ -80,7 +80,7 @@ const objectName = z.string().min(1).max(253).regex(DNS_SUBDOMAIN, 'must be a DN
 const keyRef = (what: string) =>
   z
     .object({
-      name: objectName.meta({ description: `Name of the ${what} in the trigger's namespace.` }),
+      name: objectName.meta({ description: `Name of the ${what}, in the namespace of the Deployment.` }),
       key: z
         .string()
         .min(1)
@@ -88,7 +88,7 @@ const keyRef = (what: string) =>
         .regex(CONFIG_KEY, 'must be a valid key')
         .meta({ description: 'Key within it.' }),
     })
-    .meta({ description: `A key of a ${what} in the trigger's namespace.` });
+    .meta({ description: `A key of a ${what} in the namespace of the Deployment.` });
 
 export const TlsSpec = rules(
   z
@@ -139,7 +139,7 @@ export const PulsarSpec = rules(
     }),
     authTokenSecretRef: keyRef('Secret')
       .optional()
-      .meta({ description: 'The token, from a key of a Secret in the trigger namespace.' }),
+      .meta({ description: 'The token, from a key of a Secret in the namespace of the Deployment.' }),
     tls: TlsSpec.optional(),
   }),
   [
