@@ -2,7 +2,7 @@
 // one, and which message may be attempted when. Pure: no I/O, no timers; the clock and the random source are
 // injected, so unit tests drive every path without a network and without waiting.
 
-import { DispatcherError } from './errors.ts';
+import type { StatusAction, StatusRule } from '../trigger/settings.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Outcomes and actions
@@ -16,18 +16,18 @@ export type Outcome =
   /** The attempt was cancelled by a shutdown: no decision, the message is left to be redelivered. */
   | { kind: 'aborted' };
 
-export type Action = 'retry' | 'drop' | 'dead-letter';
-export const ACTIONS: readonly Action[] = ['retry', 'drop', 'dead-letter'];
+/** The settings' actions (src/trigger/settings.ts): retry, drop (ack and count), deadLetter. */
+export type Action = StatusAction;
 
-export interface StatusRule {
+export interface StatusRange {
   from: number;
   to: number;
   action: Action;
 }
 
-/** Status → action, per trigger. The narrowest matching rule wins; `otherwise` covers every other non-2xx. */
+/** Status → action, per trigger. The narrowest matching range wins; `otherwise` covers every other non-2xx. */
 export interface StatusActions {
-  rules: readonly StatusRule[];
+  rules: readonly StatusRange[];
   network: Action;
   otherwise: Action;
 }
@@ -36,70 +36,19 @@ export interface StatusActions {
 export const DEFAULT_STATUS_ACTIONS: StatusActions = { rules: [], network: 'retry', otherwise: 'retry' };
 
 /**
- * Reads status rules written as `{ "404": "drop", "4xx": "dead-letter", "500-503": "retry", "network": "retry",
- * "default": "retry" }`. Every bad entry is reported, not only the first.
+ * The settings' rules (`404=drop,4xx=deadLetter`, already validated by the settings codec) as ranges, narrowest
+ * first, so an exact status beats its class whatever order the user wrote them in.
  */
-export function parseStatusActions(
-  spec: Readonly<Record<string, string>>,
-): { ok: true; value: StatusActions } | { ok: false; error: DispatcherError } {
-  const rules: StatusRule[] = [];
-  let network: Action = 'retry';
-  let otherwise: Action = 'retry';
-  const problems: string[] = [];
-  for (const [pattern, actionText] of Object.entries(spec)) {
-    if (!(ACTIONS as readonly string[]).includes(actionText)) {
-      problems.push(
-        `${pattern}: action must be one of ${ACTIONS.join(', ')}, got ${JSON.stringify(actionText)}`,
-      );
-      continue;
-    }
-    const action = actionText as Action;
-    const p = pattern.trim().toLowerCase();
-    if (p === 'network') network = action;
-    else if (p === 'default' || p === '*') otherwise = action;
-    else {
-      const range = statusRange(p);
-      if (!range) {
-        problems.push(
-          `${pattern}: expected a status (404), a class (4xx), a range (500-599), network or default`,
-        );
-        continue;
-      }
-      if (range.from <= 299 && range.to >= 200) {
-        problems.push(`${pattern}: 2xx is always a success and cannot be given an action`);
-        continue;
-      }
-      rules.push({ ...range, action });
-    }
+export function statusActionsFromRules(rules: readonly StatusRule[]): StatusActions {
+  const ranges: StatusRange[] = [];
+  for (const r of rules) {
+    const cls = /^([1-5])xx$/.exec(r.status);
+    if (cls) ranges.push({ from: Number(cls[1]) * 100, to: Number(cls[1]) * 100 + 99, action: r.action });
+    else if (/^\d{3}$/.test(r.status))
+      ranges.push({ from: Number(r.status), to: Number(r.status), action: r.action });
   }
-  if (problems.length > 0) {
-    return {
-      ok: false,
-      error: new DispatcherError('E_STATUS_RULE_INVALID', `invalid status actions: ${problems.join('; ')}`, {
-        problems,
-      }),
-    };
-  }
-  // Narrowest first, so `404` beats `4xx` beats `400-599` whatever order the user wrote them in.
-  rules.sort((a, b) => a.to - a.from - (b.to - b.from) || a.from - b.from);
-  return { ok: true, value: { rules, network, otherwise } };
-}
-
-function statusRange(p: string): { from: number; to: number } | undefined {
-  let m = /^([1-5])xx$/.exec(p);
-  if (m) return { from: Number(m[1]) * 100, to: Number(m[1]) * 100 + 99 };
-  m = /^(\d{3})$/.exec(p);
-  if (m) {
-    const s = Number(m[1]);
-    return s >= 100 && s <= 599 ? { from: s, to: s } : undefined;
-  }
-  m = /^(\d{3})\s*-\s*(\d{3})$/.exec(p);
-  if (m) {
-    const from = Number(m[1]);
-    const to = Number(m[2]);
-    return from >= 100 && to <= 599 && from <= to ? { from, to } : undefined;
-  }
-  return undefined;
+  ranges.sort((a, b) => a.to - a.from - (b.to - b.from) || a.from - b.from);
+  return { rules: ranges, network: 'retry', otherwise: 'retry' };
 }
 
 export function isSuccess(status: number): boolean {
@@ -127,7 +76,11 @@ export interface RetryPolicy {
   initialDelayMs: number;
   /** Cap, also the cap on Retry-After. Default 90 s (the seed's ERROR_BACKOFF_DELAY_MAX). */
   maxDelayMs: number;
-  /** Growth per failure. Default 2. */
+  /**
+   * Growth per failure. Default 2. ERROR_BACKOFF_FACTOR (the seed added it, in seconds, to the delay after each
+   * failure) is read as this multiplier: the seed's 1 s start with factor 5 gave 1, 6, 11 ... 90 s; here it gives
+   * 1, 5, 25, 90 s. The cap (ERROR_BACKOFF_DELAY_MAX) keeps the seed's meaning.
+   */
   multiplier: number;
   /** Fraction of each delay that is randomised away (0..1), so replicas that failed together do not retry together. */
   jitter: number;
@@ -142,19 +95,6 @@ export const DEFAULT_RETRY: RetryPolicy = {
   jitter: 0.2,
   maxAttempts: 0,
 };
-
-/**
- * The seed grew its delay additively: 1 s, then + ERROR_BACKOFF_FACTOR seconds per failure (default 5), up to
- * ERROR_BACKOFF_DELAY_MAX. We grow it exponentially; the factor maps to the multiplier that gives the same second
- * delay as the seed did: initial + factor = initial × multiplier, so multiplier = 1 + factor / initial.
- * With the seed's default factor 5 and 1 s: 1 s, 6 s, 36 s, 90 s (seed: 1, 6, 11, 16, ... 90).
- */
-export function multiplierFromSeedFactor(
-  factorSeconds: number,
-  initialDelayMs = DEFAULT_RETRY.initialDelayMs,
-): number {
-  return Math.max(1, 1 + (factorSeconds * 1000) / initialDelayMs);
-}
 
 /** Delay after the `failures`-th failed attempt (1-based), with the jitter taken off the top: grows, never exceeds the cap. */
 export function backoffDelay(policy: RetryPolicy, failures: number, random: () => number): number {
@@ -229,7 +169,7 @@ export function decide(
   const attempts = attemptsSoFar(record);
   const action = actionFor(actions, outcome);
   if (action === 'drop') return { kind: 'drop', attempts };
-  if (action === 'dead-letter') return { kind: 'dead-letter', attempts, reason: 'rule' };
+  if (action === 'deadLetter') return { kind: 'dead-letter', attempts, reason: 'rule' };
   if (retry.maxAttempts > 0 && attempts >= retry.maxAttempts) {
     return { kind: 'dead-letter', attempts, reason: 'budget' };
   }
