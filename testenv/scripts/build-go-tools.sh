@@ -12,6 +12,9 @@ missing=0
 for b in "${want[@]}"; do [ -x "$out/$b" ] || missing=1; done
 if [ "$missing" = 0 ]; then echo "$out"; exit 0; fi
 mkdir -p "$out"
+# One build at a time (tests, env-up and the Makefile may all ask at once).
+exec 9>"$cache/gobin.lock"
+flock 9
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 build() { # module-dir output package
   local dir=$1 name=$2 pkg=$3

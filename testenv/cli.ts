@@ -1,0 +1,249 @@
+// The project's environment commands (called by the Makefile):
+//   test       set up everything, start the real servers, run lint, type checks and every test, stop the servers
+//   up / down  start the servers in the background (state in .testenv/) / stop them
+//   env        print `export ...` lines for the running servers
+//   run-tests  run the tests against servers from the environment (after `up`, or your own servers)
+//   demo       the whole system on this machine until Ctrl-C
+//   bench      every benchmark, one table
+
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureGoTools, type KubeHandle, startKube } from './kube.ts';
+import { groupAlive, release, sleep, stopAll } from './lib/proc.ts';
+import { ensurePulsarDistribution, type PulsarHandle, startPulsar } from './pulsar.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const stateDir = join(root, '.testenv');
+const stateFile = join(stateDir, 'state.json');
+const envFile = join(stateDir, 'env.sh');
+
+interface Timing {
+  step: string;
+  seconds: number;
+  ok: boolean;
+}
+const timings: Timing[] = [];
+
+async function step<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
+  const t0 = performance.now();
+  process.stderr.write(`\n==> ${name}\n`);
+  try {
+    const v = await fn();
+    timings.push({ step: name, seconds: (performance.now() - t0) / 1000, ok: true });
+    process.stderr.write(`<== ${name}: ok (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+    return v;
+  } catch (err) {
+    timings.push({ step: name, seconds: (performance.now() - t0) / 1000, ok: false });
+    process.stderr.write(`<== ${name}: FAILED (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+    throw err;
+  }
+}
+
+function printTimings(extra: string[] = []): void {
+  const lines = ['', 'testenv timings:'];
+  for (const t of timings)
+    lines.push(`  ${t.ok ? 'ok  ' : 'FAIL'} ${t.seconds.toFixed(1).padStart(7)} s  ${t.step}`);
+  lines.push(...extra);
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
+/** Run a command with inherited output; resolve with its exit code. */
+function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    child.on('error', () => resolve(127));
+  });
+}
+
+function bin(name: string): string {
+  return join(root, 'node_modules', '.bin', name);
+}
+
+interface Servers {
+  plain: PulsarHandle;
+  secure: PulsarHandle;
+  kube: KubeHandle;
+  env: Record<string, string>;
+}
+
+async function startServers(): Promise<Servers> {
+  const [plain, secure, kube] = await Promise.all([
+    step('start pulsar (plain)', () => startPulsar({ profile: 'plain' })),
+    step('start pulsar (secure)', () => startPulsar({ profile: 'secure', authRefreshSeconds: 5 })),
+    step('start etcd + kube-apiserver + kube-controller-manager', () => startKube()),
+  ]);
+  return { plain, secure, kube, env: { ...plain.env, ...secure.env, ...kube.env } };
+}
+
+async function stopServers(s: Servers | undefined): Promise<string[]> {
+  if (!s) return [];
+  const mem = [
+    `  peak RSS: pulsar plain ${fmt(s.plain.peakRssMiB())} MiB, pulsar secure ${fmt(s.secure.peakRssMiB())} MiB, ` +
+      `kube-apiserver ${fmt(s.kube.peakRssMiB().apiserver)} MiB, etcd ${fmt(s.kube.peakRssMiB().etcd)} MiB, ` +
+      `kube-controller-manager ${fmt(s.kube.peakRssMiB().controllerManager)} MiB`,
+  ];
+  await step('stop servers', () => Promise.all([s.plain.stop(), s.secure.stop(), s.kube.stop()]));
+  return mem;
+}
+
+function fmt(n: number | undefined): string {
+  return n === undefined ? '?' : n.toFixed(0);
+}
+
+function testFiles(): string[] {
+  return ['test/**/*.test.ts'];
+}
+
+async function runTests(env: Record<string, string>): Promise<number> {
+  return run(process.execPath, ['--test', '--test-reporter=spec', '--test-timeout=900000', ...testFiles()], {
+    ...env,
+    KPT_IN_TEST_RUN: '1',
+  });
+}
+
+async function cmdTest(): Promise<number> {
+  let failed = false;
+  await step('build go tools (etcd, kube-apiserver, kube-controller-manager, kubectl, helm)', ensureGoTools);
+  await step('pulsar distribution', ensurePulsarDistribution);
+  // Servers boot (mostly JVM and apiserver start-up) while lint and type checks use the CPU.
+  const servers = startServers();
+  servers.catch(() => {});
+  const lint = await step('lint (biome)', () => run(bin('biome'), ['check', '.']));
+  const types = await step('typecheck (tsc)', () => run(bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']));
+  if (lint !== 0 || types !== 0) failed = true;
+  let s: Servers | undefined;
+  let mem: string[] = [];
+  try {
+    s = await servers;
+    const code = await step('tests (node --test)', () => runTests(s!.env));
+    if (code !== 0) failed = true;
+  } finally {
+    mem = await stopServers(s);
+    await stopAll();
+  }
+  printTimings(mem);
+  if (lint !== 0) process.stderr.write('lint failed (see above)\n');
+  if (types !== 0) process.stderr.write('typecheck failed (see above)\n');
+  return failed ? 1 : 0;
+}
+
+interface State {
+  pids: { name: string; pid: number }[];
+  env: Record<string, string>;
+  dirs: string[];
+}
+
+function readState(): State | undefined {
+  if (!existsSync(stateFile)) return undefined;
+  return JSON.parse(readFileSync(stateFile, 'utf8')) as State;
+}
+
+async function cmdUp(): Promise<number> {
+  const prior = readState();
+  if (prior?.pids.some((p) => groupAlive(p.pid))) {
+    process.stderr.write('servers already running (make env-down first); their variables:\n');
+    process.stdout.write(readFileSync(envFile, 'utf8'));
+    return 0;
+  }
+  await step('build go tools', ensureGoTools);
+  await step('pulsar distribution', ensurePulsarDistribution);
+  const s = await startServers();
+  const procs = [s.plain.process(), s.secure.process(), ...s.kube.processes()];
+  for (const p of procs) release(p);
+  const state: State = {
+    pids: procs.map((p) => ({ name: p.name, pid: p.pid })),
+    env: s.env,
+    dirs: [s.plain.dataDir, s.secure.dataDir, s.kube.dir],
+  };
+  mkdirSync(stateDir, { recursive: true });
+  writeFileSync(stateFile, JSON.stringify(state, null, 2));
+  writeFileSync(envFile, exportLines(s.env));
+  process.stdout.write(exportLines(s.env));
+  process.stderr.write(
+    `\nservers are up. In your shell: eval "$(make -s env)". Stop them with: make env-down\n`,
+  );
+  process.exit(0);
+}
+
+function exportLines(env: Record<string, string>): string {
+  return `${Object.entries(env)
+    .map(([k, v]) => `export ${k}='${v.replaceAll("'", "'\\''")}'`)
+    .join('\n')}\n`;
+}
+
+async function cmdDown(): Promise<number> {
+  const state = readState();
+  if (!state) {
+    process.stderr.write('no servers recorded in .testenv/\n');
+    return 0;
+  }
+  for (const p of state.pids) {
+    try {
+      process.kill(-p.pid, 'SIGTERM');
+    } catch {
+      try {
+        process.kill(p.pid, 'SIGTERM');
+      } catch {}
+    }
+  }
+  const deadline = Date.now() + 15_000;
+  while (state.pids.some((p) => groupAlive(p.pid)) && Date.now() < deadline) await sleep(200);
+  for (const p of state.pids) {
+    try {
+      process.kill(-p.pid, 'SIGKILL');
+    } catch {}
+  }
+  for (const d of state.dirs) rmSync(d, { recursive: true, force: true });
+  rmSync(stateDir, { recursive: true, force: true });
+  process.stderr.write('servers stopped\n');
+  return 0;
+}
+
+function cmdEnv(): number {
+  if (!existsSync(envFile)) {
+    process.stderr.write('no servers running: make env-up\n');
+    return 1;
+  }
+  process.stdout.write(readFileSync(envFile, 'utf8'));
+  return 0;
+}
+
+async function cmdRunTests(): Promise<number> {
+  const env: Record<string, string> = existsSync(stateFile) ? (readState()?.env ?? {}) : {};
+  return runTests(env);
+}
+
+async function cmdServe(): Promise<number> {
+  await step('build go tools', ensureGoTools);
+  await step('pulsar distribution', ensurePulsarDistribution);
+  const s = await startServers();
+  process.stdout.write(`\nServers are up:\n${exportLines(s.env)}\nPress Ctrl-C to stop.\n`);
+  await new Promise(() => {});
+  return 0;
+}
+
+const commands: Record<string, () => Promise<number> | number> = {
+  test: cmdTest,
+  up: cmdUp,
+  down: cmdDown,
+  env: cmdEnv,
+  'run-tests': cmdRunTests,
+  serve: cmdServe,
+};
+
+const name = process.argv[2] ?? '';
+const command = commands[name];
+if (!command) {
+  process.stderr.write(`usage: node testenv/cli.ts <${Object.keys(commands).join('|')}>\n`);
+  process.exit(2);
+}
+try {
+  process.exitCode = await command();
+} catch (err) {
+  process.stderr.write(`\n${err instanceof Error ? err.message : String(err)}\n`);
+  await stopAll();
+  process.exitCode = 1;
+}
