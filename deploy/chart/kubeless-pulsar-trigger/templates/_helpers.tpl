@@ -1,0 +1,120 @@
+{{/* Short name of the chart, overridable with nameOverride. */}}
+{{- define "kpt.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Full name of the release's objects: fullnameOverride, or "<release>-<name>" (just "<release>" when the release
+name already contains the chart name). Kept within the 63 characters a label value allows.
+*/}}
+{{- define "kpt.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "kpt.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Name of the cluster-scoped objects (ClusterRole, ClusterRoleBinding). They carry the release namespace too, so
+two releases with the same name in different namespaces do not fight over one ClusterRole.
+*/}}
+{{- define "kpt.clusterName" -}}
+{{- printf "%s-%s" (include "kpt.fullname" .) .Release.Namespace | trunc 253 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "kpt.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels that select the controller pods; never change them after a release exists (selectors are immutable). */}}
+{{- define "kpt.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kpt.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{/* Labels of every object. */}}
+{{- define "kpt.labels" -}}
+helm.sh/chart: {{ include "kpt.chart" . }}
+{{ include "kpt.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kubeless-pulsar-trigger
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* metadata.annotations of every object (commonAnnotations), or nothing; include right after the labels. */}}
+{{- define "kpt.metadataAnnotations" -}}
+{{- with .Values.commonAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+{{- end }}
+{{- end -}}
+
+{{- define "kpt.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "kpt.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kpt.controllerImage" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "kpt.dispatcherImage" -}}
+{{- printf "%s:%s" .Values.dispatcher.deployment.image (default .Chart.AppVersion .Values.dispatcher.deployment.tag) -}}
+{{- end -}}
+
+{{- define "kpt.leaseName" -}}
+{{- default (include "kpt.fullname" .) .Values.controller.leaderElection.leaseName -}}
+{{- end -}}
+
+{{/* The namespaces the controller watches, as a list; empty means all. Duplicates removed. */}}
+{{- define "kpt.watchNamespaces" -}}
+{{- toJson (uniq .Values.controller.watchNamespaces) -}}
+{{- end -}}
+
+{{/*
+What the controller does in the namespaces it watches, and nothing more:
+- PulsarTriggers: read and watch them, update/patch (finalizer and annotations), write their status, and set
+  ownerReferences with blockOwnerDeletion on the objects they own (pulsartriggers/finalizers).
+- Deployments: the dispatcher of each trigger; created, updated, deleted, and watched to report readiness.
+- Secrets: written, never read. The controller keeps a trigger's credentials in a Secret owned by the trigger
+  and writes it without reading it back (the desired state is always computed from the trigger, and garbage
+  collection removes it with its trigger), so it is never granted get/list/watch on Secrets: it cannot read a
+  Secret it did not write, in any namespace.
+- Events: reported on triggers (core and events.k8s.io).
+*/}}
+{{- define "kpt.watchedNamespaceRules" -}}
+- apiGroups: ["kubeless.io"]
+  resources: ["pulsartriggers"]
+  verbs: ["get", "list", "watch", "update", "patch"]
+- apiGroups: ["kubeless.io"]
+  resources: ["pulsartriggers/status"]
+  verbs: ["get", "update", "patch"]
+- apiGroups: ["kubeless.io"]
+  resources: ["pulsartriggers/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "update", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
