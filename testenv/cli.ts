@@ -63,29 +63,58 @@ function bin(name: string): string {
 }
 
 interface Servers {
-  plain: PulsarHandle;
-  secure: PulsarHandle;
-  kube: KubeHandle;
+  plain?: PulsarHandle;
+  secure?: PulsarHandle;
+  kube?: KubeHandle;
   env: Record<string, string>;
 }
 
+const given = (...names: string[]) => names.every((n) => Boolean(process.env[n]));
+
+/**
+ * Start the servers the tests need, except those the caller already points at: PULSAR_SERVICE_URL and
+ * PULSAR_ADMIN_URL (plain broker), PULSAR_SECURE_* (secure broker), KUBECONFIG (API server; then
+ * KUBECONFIG_UNPRIVILEGED is needed too).
+ */
 async function startServers(): Promise<Servers> {
+  const usePlain = given('PULSAR_SERVICE_URL', 'PULSAR_ADMIN_URL');
+  const useSecure = given(
+    'PULSAR_SECURE_SERVICE_URL',
+    'PULSAR_SECURE_ADMIN_URL',
+    'PULSAR_SECURE_CA_FILE',
+    'PULSAR_SECURE_ADMIN_TOKEN',
+    'PULSAR_SECURE_CLIENT_TOKEN',
+  );
+  const useKube = given('KUBECONFIG');
+  for (const [used, what] of [
+    [usePlain, 'plain Pulsar from PULSAR_SERVICE_URL'],
+    [useSecure, 'secure Pulsar from PULSAR_SECURE_*'],
+    [useKube, 'Kubernetes API server from KUBECONFIG'],
+  ] as const) {
+    if (used) process.stderr.write(`using existing ${what}\n`);
+  }
   const [plain, secure, kube] = await Promise.all([
-    step('start pulsar (plain)', () => startPulsar({ profile: 'plain' })),
-    step('start pulsar (secure)', () => startPulsar({ profile: 'secure', authRefreshSeconds: 5 })),
-    step('start etcd + kube-apiserver + kube-controller-manager', () => startKube()),
+    usePlain ? undefined : step('start pulsar (plain)', () => startPulsar({ profile: 'plain' })),
+    useSecure
+      ? undefined
+      : step('start pulsar (secure)', () => startPulsar({ profile: 'secure', authRefreshSeconds: 5 })),
+    useKube ? undefined : step('start etcd + kube-apiserver + kube-controller-manager', () => startKube()),
   ]);
-  return { plain, secure, kube, env: { ...plain.env, ...secure.env, ...kube.env } };
+  const env: Record<string, string> = { ...plain?.env, ...secure?.env, ...kube?.env };
+  if (useKube && !process.env.KPT_BIN_DIR) env.KPT_BIN_DIR = ensureGoTools();
+  if (!env.PULSAR_HOME && !process.env.PULSAR_HOME) env.PULSAR_HOME = ensurePulsarDistribution();
+  return { plain, secure, kube, env };
 }
 
 async function stopServers(s: Servers | undefined): Promise<string[]> {
   if (!s) return [];
+  const k = s.kube?.peakRssMiB();
   const mem = [
-    `  peak RSS: pulsar plain ${fmt(s.plain.peakRssMiB())} MiB, pulsar secure ${fmt(s.secure.peakRssMiB())} MiB, ` +
-      `kube-apiserver ${fmt(s.kube.peakRssMiB().apiserver)} MiB, etcd ${fmt(s.kube.peakRssMiB().etcd)} MiB, ` +
-      `kube-controller-manager ${fmt(s.kube.peakRssMiB().controllerManager)} MiB`,
+    `  peak RSS: pulsar plain ${fmt(s.plain?.peakRssMiB())} MiB, pulsar secure ${fmt(s.secure?.peakRssMiB())} MiB, ` +
+      `kube-apiserver ${fmt(k?.apiserver)} MiB, etcd ${fmt(k?.etcd)} MiB, ` +
+      `kube-controller-manager ${fmt(k?.controllerManager)} MiB`,
   ];
-  await step('stop servers', () => Promise.all([s.plain.stop(), s.secure.stop(), s.kube.stop()]));
+  await step('stop servers', () => Promise.all([s.plain?.stop(), s.secure?.stop(), s.kube?.stop()]));
   return mem;
 }
 
@@ -151,13 +180,12 @@ async function cmdUp(): Promise<number> {
   await step('build go tools', ensureGoTools);
   await step('pulsar distribution', ensurePulsarDistribution);
   const s = await startServers();
-  const procs = [s.plain.process(), s.secure.process(), ...s.kube.processes()];
+  const procs = [s.plain?.process(), s.secure?.process(), ...(s.kube?.processes() ?? [])].filter(
+    (p) => p !== undefined,
+  );
   for (const p of procs) release(p);
-  const state: State = {
-    pids: procs.map((p) => ({ name: p.name, pid: p.pid })),
-    env: s.env,
-    dirs: [s.plain.dataDir, s.secure.dataDir, s.kube.dir],
-  };
+  const dirs = [s.plain?.dataDir, s.secure?.dataDir, s.kube?.dir].filter((d) => d !== undefined);
+  const state: State = { pids: procs.map((p) => ({ name: p.name, pid: p.pid })), env: s.env, dirs };
   mkdirSync(stateDir, { recursive: true });
   writeFileSync(stateFile, JSON.stringify(state, null, 2));
   writeFileSync(envFile, exportLines(s.env));
