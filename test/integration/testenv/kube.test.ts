@@ -7,10 +7,8 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { promisify } from 'node:util';
 import { kube } from '../../support/env.ts';
 
-const run = promisify(execFile);
 const ns = `testenv-${randomBytes(4).toString('hex')}`;
 
 async function kubectl(args: string[], opts: { input?: string; kubeconfig?: string } = {}) {
