@@ -61,5 +61,18 @@
  * handed to the caller and not acked are redelivered by the broker.
  */
 
-// The implementation lands in the following commits; the shape above is fixed.
-export {};
+export type { AuthProvider, Logger } from './auth.ts';
+export { type BrokerAddress, type ClientOptions, PulsarClient } from './client.ts';
+export type { InitialPosition, SubscriptionType } from './commands.ts';
+export {
+  COMPRESSION_TYPES,
+  type CompressionCodec,
+  type CompressionName,
+  registerCompressionCodec,
+} from './compression.ts';
+export type { SocketFactory, SocketTarget } from './connection.ts';
+export { Consumer, type ConsumerOptions, type Message } from './consumer.ts';
+export { FrameError, isPulsarError, PulsarError, PulsarErrorCode, ServerError } from './errors.ts';
+export { MessageId } from './message-id.ts';
+export { type OutgoingMessage, Producer, type ProducerOptions } from './producer.ts';
+export { parseTopicName, type TopicName } from './topic.ts';
