@@ -38,7 +38,7 @@ export function ensurePulsarDistribution(): string {
   const home = join(cacheDir(), 'pulsar', `apache-pulsar-${PULSAR_VERSION}`);
   if (existsSync(join(home, 'bin', 'pulsar')) && existsSync(join(home, '.kpt-complete'))) return home;
   const artifact = `org.apache.pulsar:pulsar-server-distribution:${PULSAR_VERSION}:tar.gz:bin`;
-  execFileSync('mvn', ['-q', '-B', 'dependency:get', `-Dartifact=${artifact}`, '-Dtransitive=false'], {
+  execFileSync('mvn', ['-q', '-B', '-Dstyle.color=never', 'dependency:get', `-Dartifact=${artifact}`, '-Dtransitive=false'], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const m2 = process.env.MAVEN_REPO || join(homedir(), '.m2', 'repository');
