@@ -1,0 +1,280 @@
+// Wiring: leader election → informers → work queue → reconcile, plus /healthz, /readyz and /metrics. A standby
+// only campaigns; informers start when it leads, so two replicas never reconcile at once.
+
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { GROUP, PLURAL, VERSION } from '../trigger/spec.ts';
+import type { ControllerConfig } from './config.ts';
+import { describe } from './errors.ts';
+import { KubeClient, OWNED_SELECTOR, type WatchedStore, watchedStore } from './kube.ts';
+import { LeaderElector, leaseApi } from './leader.ts';
+import { isSeedDeployment, type KubeObject, keyOf, ownerKey, Reconciler } from './reconcile.ts';
+import { WorkQueue } from './workqueue.ts';
+
+export interface Metrics {
+  registry: Registry;
+  reconciles: Counter<'result'>;
+  errors: Counter;
+  duration: Histogram;
+  queueDepth: Gauge;
+  writes: Counter<'kind' | 'verb'>;
+  leader: Gauge;
+}
+
+export function makeMetrics(): Metrics {
+  const registry = new Registry();
+  return {
+    registry,
+    reconciles: new Counter({
+      name: 'kpt_controller_reconciles_total',
+      help: 'Reconciles by result (success, error).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    errors: new Counter({
+      name: 'kpt_controller_reconcile_errors_total',
+      help: 'Reconciles that failed and were retried.',
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: 'kpt_controller_reconcile_duration_seconds',
+      help: 'Time to reconcile one trigger.',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({
+      name: 'kpt_controller_queue_depth',
+      help: 'Keys waiting.',
+      registers: [registry],
+    }),
+    writes: new Counter({
+      name: 'kpt_controller_writes_total',
+      help: 'Writes to the API server by kind and verb.',
+      labelNames: ['kind', 'verb'],
+      registers: [registry],
+    }),
+    leader: new Gauge({
+      name: 'kpt_controller_leader',
+      help: '1 while this replica leads.',
+      registers: [registry],
+    }),
+  };
+}
+
+export interface Controller {
+  readonly metrics: Metrics;
+  /** The bound HTTP port. */
+  port(): number;
+  isLeader(): boolean;
+  stop(): Promise<void>;
+}
+
+export async function startController(
+  config: ControllerConfig,
+  kc: KubeConfig,
+  log: Logger,
+  onFatal: (reason: string) => void,
+): Promise<Controller> {
+  const metrics = makeMetrics();
+  const kube = new KubeClient(kc, (kind, verb) => metrics.writes.inc({ kind, verb }), config.identity);
+  const queue = new WorkQueue();
+  const nsParts = config.namespaces.length > 0 ? config.namespaces : [undefined];
+
+  const onError = (what: string, e: unknown) =>
+    log.warn({ what, error: describe(e) }, 'watch failed, retrying');
+  const triggers = watchedStore<KubernetesObject>(
+    kc,
+    'pulsartriggers',
+    nsParts.map((ns) => ({
+      path: ns
+        ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`
+        : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+      list: () =>
+        (ns
+          ? kube.custom.listNamespacedCustomObject({
+              group: GROUP,
+              version: VERSION,
+              namespace: ns,
+              plural: PLURAL,
+            })
+          : kube.custom.listClusterCustomObject({
+              group: GROUP,
+              version: VERSION,
+              plural: PLURAL,
+            })) as Promise<KubernetesListObject<KubernetesObject>>,
+    })),
+    { onChange: (o) => queue.add(keyOf(o)), onError },
+  );
+  // Owned objects route to their trigger through the kubeless.io/trigger annotation; the seed's Deployments
+  // have none, so they route to any trigger of the same name.
+  const routeOwned = (o: KubeObject) => {
+    const key = ownerKey(o);
+    if (key) queue.add(key);
+    else if (isSeedDeployment(o)) {
+      for (const t of triggers.list()) if (t.metadata?.name === o.metadata?.name) queue.add(keyOf(t));
+    }
+  };
+  const deployments = watchedStore<KubernetesObject>(
+    kc,
+    'deployments',
+    nsParts.map((ns) => ({
+      path: ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments',
+      labelSelector: OWNED_SELECTOR,
+      list: () =>
+        ns
+          ? kube.apps.listNamespacedDeployment({ namespace: ns, labelSelector: OWNED_SELECTOR })
+          : kube.apps.listDeploymentForAllNamespaces({ labelSelector: OWNED_SELECTOR }),
+    })),
+    { onChange: routeOwned, onError },
+  );
+  const secrets = watchedStore<KubernetesObject>(
+    kc,
+    'secrets',
+    nsParts.map((ns) => ({
+      path: ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets',
+      labelSelector: OWNED_SELECTOR,
+      list: () =>
+        ns
+          ? kube.core.listNamespacedSecret({ namespace: ns, labelSelector: OWNED_SELECTOR })
+          : kube.core.listSecretForAllNamespaces({ labelSelector: OWNED_SELECTOR }),
+    })),
+    { onChange: routeOwned, onError },
+  );
+  const stores: WatchedStore<KubernetesObject>[] = [triggers, deployments, secrets];
+  const synced = () => stores.every((s) => s.synced());
+
+  const reconciler = new Reconciler({
+    triggers,
+    deployments,
+    secrets,
+    kube,
+    render: {
+      dispatcherImage: config.dispatcherImage,
+      timezone: config.timezone,
+      resources: config.resources,
+    },
+    namespaces: config.namespaces,
+    log: (level, msg, ctx) => log[level](ctx, msg),
+  });
+
+  let running = false;
+  let resyncTimer: NodeJS.Timeout | undefined;
+  const workers: Promise<void>[] = [];
+
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const key = await queue.get();
+      if (key === undefined) return;
+      metrics.queueDepth.set(queue.depth());
+      const end = metrics.duration.startTimer();
+      try {
+        const outcome = await reconciler.reconcile(key);
+        queue.forget(key);
+        metrics.reconciles.inc({ result: 'success' });
+        if (outcome.actions.length > 0) log.info({ trigger: key, actions: outcome.actions }, 'reconciled');
+        if (outcome.requeueAfterMs !== undefined) queue.addAfter(key, outcome.requeueAfterMs);
+      } catch (e) {
+        // Never fatal: the key is retried with backoff and the other keys carry on.
+        const delay = queue.addRateLimited(key);
+        metrics.errors.inc();
+        metrics.reconciles.inc({ result: 'error' });
+        log.warn({ trigger: key, error: describe(e), retryInMs: delay }, 'reconcile failed');
+      } finally {
+        end();
+        queue.done(key);
+        metrics.queueDepth.set(queue.depth());
+      }
+    }
+  };
+
+  const enqueueAll = () => {
+    for (const t of triggers.list()) queue.add(keyOf(t));
+    // Orphans: our objects whose trigger UID no longer exists route to their (missing) trigger's key.
+    const uids = new Set(triggers.list().map((t) => t.metadata?.uid));
+    for (const o of [...deployments.list(), ...secrets.list()]) {
+      const key = ownerKey(o);
+      const uid = o.metadata?.labels?.['kubeless.io/trigger-uid'];
+      if (key && uid && !uids.has(uid)) queue.add(key);
+    }
+  };
+
+  const startWorking = async () => {
+    running = true;
+    metrics.leader.set(1);
+    for (const s of stores) await s.start();
+    // Reconciling before every cache is filled would mistake everything for missing or orphaned.
+    while (!synced() && running) await new Promise((r) => setTimeout(r, 50));
+    if (!running) return;
+    log.info({ triggers: triggers.list().length, deployments: deployments.list().length }, 'caches synced');
+    enqueueAll();
+    for (let i = 0; i < config.workers; i++) workers.push(worker());
+    resyncTimer = setInterval(enqueueAll, config.resyncMs);
+    resyncTimer.unref();
+  };
+
+  const elector = config.leaderElect
+    ? new LeaderElector(leaseApi(kc), {
+        name: config.leaseName,
+        namespace: config.leaseNamespace,
+        identity: config.identity,
+        leaseDurationMs: config.leaseDurationMs,
+        renewDeadlineMs: config.renewDeadlineMs,
+        retryPeriodMs: config.retryPeriodMs,
+        onStartedLeading: () => {
+          startWorking().catch((e) => onFatal(`cannot start: ${describe(e)}`));
+        },
+        // Like client-go: a replica that lost the Lease exits, and its restart joins as a standby.
+        onStoppedLeading: () => onFatal('lost leadership'),
+        log: (level, msg, ctx) => log[level](ctx ?? {}, msg),
+      })
+    : undefined;
+
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      // A standby is ready (healthy, waiting); a leader once its caches are filled.
+      const leader = elector ? elector.isLeader() : true;
+      const ok = !leader || (running && synced());
+      res
+        .writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(`${ok ? 'ok' : 'syncing'} ${leader ? 'leader' : 'standby'}\n`);
+    } else if (path === '/metrics') {
+      metrics.queueDepth.set(queue.depth());
+      metrics.registry
+        .metrics()
+        .then((body) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body))
+        .catch((e) => res.writeHead(500).end(String(e)));
+    } else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.httpPort, config.httpHost, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port, identity: config.identity }, 'listening');
+
+  if (elector) elector.start();
+  else await startWorking();
+
+  return {
+    metrics,
+    port: () => port,
+    isLeader: () => (elector ? elector.isLeader() : running),
+    stop: async () => {
+      running = false;
+      clearInterval(resyncTimer);
+      queue.shutdown();
+      await Promise.race([Promise.all(workers), new Promise((r) => setTimeout(r, 5000).unref())]);
+      for (const s of stores) await s.stop();
+      if (elector) await elector.stop();
+      metrics.leader.set(0);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections?.();
+    },
+  };
+}

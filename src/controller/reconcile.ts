@@ -1,0 +1,509 @@
+// reconcile(key): make the world match one PulsarTrigger. Level-based: it reads the trigger and what exists from
+// the informer caches, never from the events that led here, so running it twice is the same as running it once.
+// It writes only what differs (hash annotation for Deployments and Secrets, a value comparison for status), which
+// is what makes a resync or a restart cost zero writes. The API is behind KubeWrites, so unit tests use a fake.
+
+import type { TriggerError } from '../trigger/errors.ts';
+import {
+  ANNOTATION_HASH,
+  ANNOTATION_TRIGGER,
+  CREATED_BY,
+  CREATED_BY_VALUE,
+  type JsonObject,
+  LABEL_TRIGGER_UID,
+  type RenderConfig,
+  type Rendered,
+  renderTrigger,
+} from '../trigger/render.ts';
+import type { Condition, PulsarTrigger, TriggerStatus } from '../trigger/spec.ts';
+import { ControllerError, describe, httpStatus } from './errors.ts';
+
+export const FINALIZER = 'kubeless.io/pulsartrigger-cleanup';
+
+export interface Meta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  deletionTimestamp?: unknown;
+  ownerReferences?: { uid?: string; kind?: string }[];
+}
+
+export interface KubeObject {
+  metadata?: Meta;
+  // biome-ignore lint/suspicious/noExplicitAny: objects from the API are checked where they are read
+  spec?: any;
+  // biome-ignore lint/suspicious/noExplicitAny: as above
+  status?: any;
+}
+
+export interface Store<T> {
+  get(name: string, namespace?: string): T | undefined;
+  list(namespace?: string): ReadonlyArray<T>;
+}
+
+export interface KubeWrites {
+  createDeployment(obj: JsonObject): Promise<void>;
+  applyDeployment(obj: JsonObject): Promise<void>;
+  deleteDeployment(namespace: string, name: string, uid: string): Promise<void>;
+  createSecret(obj: JsonObject): Promise<void>;
+  applySecret(obj: JsonObject): Promise<void>;
+  deleteSecret(namespace: string, name: string, uid: string): Promise<void>;
+  patchTriggerStatus(namespace: string, name: string, status: TriggerStatus): Promise<void>;
+  setTriggerFinalizers(
+    namespace: string,
+    name: string,
+    finalizers: string[],
+    resourceVersion: string,
+  ): Promise<void>;
+  event(trigger: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
+  /** Whether a referenced Secret or ConfigMap exists (a read). */
+  exists(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): Promise<boolean>;
+}
+
+export interface ReconcileDeps {
+  triggers: Store<KubeObject>;
+  deployments: Store<KubeObject>;
+  secrets: Store<KubeObject>;
+  kube: KubeWrites;
+  render: RenderConfig;
+  /** Watched namespaces; empty: all. */
+  namespaces: readonly string[];
+  now?: () => Date;
+  log?: (level: 'info' | 'warn' | 'debug', msg: string, ctx: Record<string, unknown>) => void;
+}
+
+export interface Outcome {
+  /** Reconcile again after this long (waiting on something not watched, e.g. a user's Secret). */
+  requeueAfterMs?: number;
+  /** What happened, for logs and tests. */
+  actions: string[];
+}
+
+export type Reason =
+  | 'Ready'
+  | 'ReplicasNotReady'
+  | 'Applied'
+  | 'InvalidSpec'
+  | 'SecretNotFound'
+  | 'ConfigMapNotFound'
+  | 'NamespaceNotAllowed'
+  | 'Forbidden'
+  | 'DeploymentConflict'
+  | 'SecretConflict'
+  | 'ApplyFailed';
+
+export function splitKey(key: string): { namespace: string; name: string } {
+  const i = key.indexOf('/');
+  return { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+export function keyOf(obj: KubeObject): string {
+  return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+}
+
+export function isOurs(obj: KubeObject): boolean {
+  return (
+    obj.metadata?.labels?.[CREATED_BY] === CREATED_BY_VALUE && !!obj.metadata?.labels?.[LABEL_TRIGGER_UID]
+  );
+}
+
+/** A Deployment made by the seed (Python) controller: its label, and a selector on that label only. */
+export function isSeedDeployment(obj: KubeObject): boolean {
+  const labels = obj.metadata?.labels ?? {};
+  const sel = obj.spec?.selector?.matchLabels as Record<string, string> | undefined;
+  return (
+    labels[CREATED_BY] === CREATED_BY_VALUE &&
+    !labels[LABEL_TRIGGER_UID] &&
+    sel !== undefined &&
+    Object.keys(sel).length === 1 &&
+    sel[CREATED_BY] === CREATED_BY_VALUE
+  );
+}
+
+/** The trigger key an owned object belongs to (from its annotation), for routing informer events. */
+export function ownerKey(obj: KubeObject): string | undefined {
+  return obj.metadata?.annotations?.[ANNOTATION_TRIGGER];
+}
+
+function conditionsEqual(a: Condition[] | undefined, b: Condition[] | undefined): boolean {
+  const norm = (cs: Condition[] | undefined) =>
+    JSON.stringify(
+      (cs ?? [])
+        .map((c) => ({ t: c.type, s: c.status, r: c.reason, m: c.message, g: c.observedGeneration }))
+        .sort((x, y) => x.t.localeCompare(y.t)),
+    );
+  return norm(a) === norm(b);
+}
+
+export function statusEqual(a: TriggerStatus | undefined, b: TriggerStatus): boolean {
+  return (
+    a !== undefined &&
+    a.observedGeneration === b.observedGeneration &&
+    a.replicas === b.replicas &&
+    a.readyReplicas === b.readyReplicas &&
+    a.deployment?.name === b.deployment?.name &&
+    a.deployment?.namespace === b.deployment?.namespace &&
+    conditionsEqual(a.conditions, b.conditions)
+  );
+}
+
+/** Sets a condition, keeping lastTransitionTime when the status did not change (API conventions). */
+export function setCondition(
+  existing: Condition[] | undefined,
+  next: Omit<Condition, 'lastTransitionTime'>,
+  now: Date,
+): Condition[] {
+  const old = (existing ?? []).find((c) => c.type === next.type);
+  const lastTransitionTime =
+    old && old.status === next.status ? old.lastTransitionTime : now.toISOString().replace(/\.\d+Z$/, 'Z');
+  return [...(existing ?? []).filter((c) => c.type !== next.type), { ...next, lastTransitionTime }];
+}
+
+function hasFinalizer(obj: KubeObject): boolean {
+  return (obj.metadata?.finalizers ?? []).includes(FINALIZER);
+}
+
+export class Reconciler {
+  private readonly d: ReconcileDeps;
+
+  constructor(deps: ReconcileDeps) {
+    this.d = deps;
+  }
+
+  private now(): Date {
+    return this.d.now ? this.d.now() : new Date();
+  }
+
+  private log(level: 'info' | 'warn' | 'debug', msg: string, ctx: Record<string, unknown>): void {
+    this.d.log?.(level, msg, ctx);
+  }
+
+  /** Our objects of one trigger UID, wherever they are. */
+  private ownedBy(uid: string): { deployments: KubeObject[]; secrets: KubeObject[] } {
+    const mine = (o: KubeObject) => o.metadata?.labels?.[LABEL_TRIGGER_UID] === uid && isOurs(o);
+    return {
+      deployments: this.d.deployments.list().filter(mine),
+      secrets: this.d.secrets.list().filter(mine),
+    };
+  }
+
+  async reconcile(key: string): Promise<Outcome> {
+    const { namespace, name } = splitKey(key);
+    const trigger = this.d.triggers.get(name, namespace);
+    if (!trigger) return this.cleanupMissing(key);
+    if (trigger.metadata?.deletionTimestamp) return this.finalize(trigger);
+    return this.sync(trigger);
+  }
+
+  /**
+   * The trigger is gone. Objects with ownerReferences go by garbage collection; this removes the rest: ours
+   * (created-by and a trigger UID label), annotated with this key, whose UID is no live trigger's.
+   */
+  private async cleanupMissing(key: string): Promise<Outcome> {
+    const actions: string[] = [];
+    const live = new Set(this.d.triggers.list().map((t) => t.metadata?.uid));
+    const orphan = (o: KubeObject) =>
+      isOurs(o) &&
+      ownerKey(o) === key &&
+      !live.has(o.metadata?.labels?.[LABEL_TRIGGER_UID]) &&
+      !o.metadata?.deletionTimestamp;
+    for (const dep of this.d.deployments.list().filter(orphan)) {
+      await this.d.kube.deleteDeployment(dep.metadata!.namespace!, dep.metadata!.name!, dep.metadata!.uid!);
+      actions.push(`delete deployment ${keyOf(dep)}`);
+    }
+    for (const sec of this.d.secrets.list().filter(orphan)) {
+      await this.d.kube.deleteSecret(sec.metadata!.namespace!, sec.metadata!.name!, sec.metadata!.uid!);
+      actions.push(`delete secret ${keyOf(sec)}`);
+    }
+    return { actions };
+  }
+
+  /** Deletion with a finalizer (Deployment in another namespace): delete what we made, then let go. */
+  private async finalize(trigger: KubeObject): Promise<Outcome> {
+    const actions: string[] = [];
+    if (!hasFinalizer(trigger)) return { actions };
+    const uid = trigger.metadata!.uid!;
+    const { deployments, secrets } = this.ownedBy(uid);
+    for (const dep of deployments) {
+      if (dep.metadata?.deletionTimestamp) continue;
+      await this.d.kube.deleteDeployment(dep.metadata!.namespace!, dep.metadata!.name!, dep.metadata!.uid!);
+      actions.push(`delete deployment ${keyOf(dep)}`);
+    }
+    for (const sec of secrets) {
+      await this.d.kube.deleteSecret(sec.metadata!.namespace!, sec.metadata!.name!, sec.metadata!.uid!);
+      actions.push(`delete secret ${keyOf(sec)}`);
+    }
+    const rest = (trigger.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
+    await this.d.kube.setTriggerFinalizers(
+      trigger.metadata!.namespace!,
+      trigger.metadata!.name!,
+      rest,
+      trigger.metadata!.resourceVersion!,
+    );
+    actions.push('remove finalizer');
+    return { actions };
+  }
+
+  private async sync(trigger: KubeObject): Promise<Outcome> {
+    const actions: string[] = [];
+    const meta = trigger.metadata!;
+    const rendered = renderTrigger(trigger as unknown as PulsarTrigger, this.d.render);
+    if (!rendered.ok) return this.fail(trigger, 'InvalidSpec', describeTriggerError(rendered.error), actions);
+    const r = rendered.value;
+
+    if (this.d.namespaces.length > 0 && !this.d.namespaces.includes(r.namespace)) {
+      return this.fail(
+        trigger,
+        'NamespaceNotAllowed',
+        `spec.deployment.metadata.namespace: "${r.namespace}" is not watched by this controller (${this.d.namespaces.join(', ')})`,
+        actions,
+      );
+    }
+
+    // A Deployment elsewhere has no ownerReference to the trigger, so a finalizer cleans it up.
+    if (!r.sameNamespace && !hasFinalizer(trigger)) {
+      await this.d.kube.setTriggerFinalizers(
+        meta.namespace!,
+        meta.name!,
+        [...(meta.finalizers ?? []), FINALIZER],
+        meta.resourceVersion!,
+      );
+      actions.push('add finalizer');
+      // The update comes back through the informer and reconciles again with the new resourceVersion.
+      return { actions };
+    }
+
+    const missing = await this.missingReference(trigger, r);
+    if (missing) return this.fail(trigger, missing.reason, missing.message, actions, 30_000);
+
+    try {
+      await this.syncSecret(r, actions);
+      const conflict = await this.syncDeployment(trigger, r, actions);
+      if (conflict) return this.fail(trigger, 'DeploymentConflict', conflict, actions);
+      await this.removeStrays(meta.uid!, r, actions);
+    } catch (e) {
+      if (e instanceof ControllerError && e.code === 'E_CONFLICT')
+        return this.fail(trigger, 'SecretConflict', e.message, actions);
+      const status = httpStatus(e);
+      if (status === 403) return this.fail(trigger, 'Forbidden', describe(e), actions, 60_000);
+      if (status === 422 || status === 400) return this.fail(trigger, 'ApplyFailed', describe(e), actions);
+      throw e;
+    }
+
+    if (r.sameNamespace && hasFinalizer(trigger)) {
+      await this.d.kube.setTriggerFinalizers(
+        meta.namespace!,
+        meta.name!,
+        (meta.finalizers ?? []).filter((f) => f !== FINALIZER),
+        meta.resourceVersion!,
+      );
+      actions.push('remove finalizer');
+    }
+
+    const live = this.d.deployments.get(r.name, r.namespace);
+    const replicas =
+      typeof live?.spec?.replicas === 'number'
+        ? live.spec.replicas
+        : ((r.deployment.spec as JsonObject).replicas as number);
+    const readyReplicas = typeof live?.status?.readyReplicas === 'number' ? live.status.readyReplicas : 0;
+    const ready = readyReplicas >= replicas;
+    await this.writeStatus(
+      trigger,
+      {
+        type: 'Ready',
+        status: ready ? 'True' : 'False',
+        reason: ready ? 'Ready' : 'ReplicasNotReady',
+        message: `${readyReplicas}/${replicas} dispatcher replicas ready`,
+      },
+      { deployment: { name: r.name, namespace: r.namespace }, replicas, readyReplicas },
+      actions,
+    );
+    return { actions };
+  }
+
+  private async missingReference(
+    trigger: KubeObject,
+    r: Rendered,
+  ): Promise<{ reason: Reason; message: string } | undefined> {
+    const p = (trigger.spec as { pulsar?: import('../trigger/spec.ts').PulsarSpec }).pulsar;
+    const refs: { kind: 'Secret' | 'ConfigMap'; name: string; field: string }[] = [];
+    if (p?.authTokenSecretRef)
+      refs.push({ kind: 'Secret', name: p.authTokenSecretRef.name, field: 'spec.pulsar.authTokenSecretRef' });
+    if (p?.tls?.caSecretRef)
+      refs.push({ kind: 'Secret', name: p.tls.caSecretRef.name, field: 'spec.pulsar.tls.caSecretRef' });
+    if (p?.tls?.caConfigMapRef)
+      refs.push({
+        kind: 'ConfigMap',
+        name: p.tls.caConfigMapRef.name,
+        field: 'spec.pulsar.tls.caConfigMapRef',
+      });
+    if (p?.tls?.clientCertSecretRef)
+      refs.push({
+        kind: 'Secret',
+        name: p.tls.clientCertSecretRef.name,
+        field: 'spec.pulsar.tls.clientCertSecretRef',
+      });
+    for (const ref of refs) {
+      if (!(await this.d.kube.exists(ref.kind, r.namespace, ref.name))) {
+        return {
+          reason: ref.kind === 'Secret' ? 'SecretNotFound' : 'ConfigMapNotFound',
+          message: `${ref.field}: ${ref.kind} ${r.namespace}/${ref.name} not found`,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  private async syncSecret(r: Rendered, actions: string[]): Promise<void> {
+    if (!r.secret) return;
+    const live = this.d.secrets.get(r.secretName, r.namespace);
+    const hash = ((r.secret.metadata as JsonObject).annotations as Record<string, string>)[ANNOTATION_HASH];
+    if (!live) {
+      try {
+        await this.d.kube.createSecret(r.secret);
+        actions.push(`create secret ${r.namespace}/${r.secretName}`);
+      } catch (e) {
+        // Already there but not in our cache: not ours (no created-by label), so it is not taken over.
+        if (httpStatus(e) === 409) {
+          throw new ControllerError(
+            'E_CONFLICT',
+            `Secret ${r.namespace}/${r.secretName} exists and is not ours`,
+            {},
+            e,
+          );
+        }
+        throw e;
+      }
+    } else if (live.metadata?.annotations?.[ANNOTATION_HASH] !== hash) {
+      await this.d.kube.applySecret(r.secret);
+      actions.push(`apply secret ${r.namespace}/${r.secretName}`);
+    }
+  }
+
+  /** Returns a conflict message when the Deployment's name is taken by something that is not this trigger's. */
+  private async syncDeployment(
+    trigger: KubeObject,
+    r: Rendered,
+    actions: string[],
+  ): Promise<string | undefined> {
+    const uid = trigger.metadata!.uid!;
+    let live = this.d.deployments.get(r.name, r.namespace);
+    if (live && isSeedDeployment(live)) {
+      // Adoption of the seed's Deployment: its selector cannot change, so it is replaced.
+      await this.d.kube.deleteDeployment(r.namespace, r.name, live.metadata!.uid!);
+      actions.push(`replace seed deployment ${r.namespace}/${r.name}`);
+      live = undefined;
+    } else if (live && live.metadata?.labels?.[LABEL_TRIGGER_UID] !== uid) {
+      const otherUid = live.metadata?.labels?.[LABEL_TRIGGER_UID];
+      const otherAlive = this.d.triggers.list().some((t) => t.metadata?.uid === otherUid);
+      if (otherAlive || !isOurs(live)) {
+        return `Deployment ${r.namespace}/${r.name} belongs to another trigger (${ownerKey(live) ?? 'unknown'})`;
+      }
+      // Left by a deleted trigger of the same name: remove it; its deletion event brings us back here.
+      if (!live.metadata?.deletionTimestamp) {
+        await this.d.kube.deleteDeployment(r.namespace, r.name, live.metadata!.uid!);
+        actions.push(`delete orphan deployment ${r.namespace}/${r.name}`);
+      }
+      return undefined;
+    }
+    if (live?.metadata?.deletionTimestamp) return undefined; // wait for it to go; its delete event requeues
+    if (!live) {
+      try {
+        await this.d.kube.createDeployment(r.deployment);
+        actions.push(`create deployment ${r.namespace}/${r.name}`);
+        await this.d.kube.event(
+          trigger,
+          'Normal',
+          'DeploymentCreated',
+          `Created Deployment ${r.namespace}/${r.name}`,
+        );
+      } catch (e) {
+        if (httpStatus(e) === 409)
+          return `Deployment ${r.namespace}/${r.name} already exists and was not created by this controller`;
+        throw e;
+      }
+    } else if (live.metadata?.annotations?.[ANNOTATION_HASH] !== r.hash) {
+      await this.d.kube.applyDeployment(r.deployment);
+      actions.push(`apply deployment ${r.namespace}/${r.name}`);
+    }
+    // The seed put Deployments in "default" whatever the trigger's namespace: adopt means removing that copy too.
+    if (r.namespace !== 'default') {
+      const misplaced = this.d.deployments.get(r.name, 'default');
+      if (misplaced && isSeedDeployment(misplaced) && !misplaced.metadata?.deletionTimestamp) {
+        await this.d.kube.deleteDeployment('default', r.name, misplaced.metadata!.uid!);
+        actions.push(`delete seed deployment default/${r.name}`);
+      }
+    }
+    return undefined;
+  }
+
+  /** Our objects of this trigger that are not where the trigger now puts them (namespace moved, token removed). */
+  private async removeStrays(uid: string, r: Rendered, actions: string[]): Promise<void> {
+    const { deployments, secrets } = this.ownedBy(uid);
+    for (const dep of deployments) {
+      const m = dep.metadata!;
+      if (m.deletionTimestamp || (m.namespace === r.namespace && m.name === r.name)) continue;
+      await this.d.kube.deleteDeployment(m.namespace!, m.name!, m.uid!);
+      actions.push(`delete stray deployment ${m.namespace}/${m.name}`);
+    }
+    for (const sec of secrets) {
+      const m = sec.metadata!;
+      if (m.deletionTimestamp || (r.secret && m.namespace === r.namespace && m.name === r.secretName))
+        continue;
+      await this.d.kube.deleteSecret(m.namespace!, m.name!, m.uid!);
+      actions.push(`delete stray secret ${m.namespace}/${m.name}`);
+    }
+  }
+
+  private async fail(
+    trigger: KubeObject,
+    reason: Reason,
+    message: string,
+    actions: string[],
+    requeueAfterMs?: number,
+  ): Promise<Outcome> {
+    this.log('warn', 'trigger not ready', { trigger: keyOf(trigger), reason, message });
+    await this.writeStatus(trigger, { type: 'Ready', status: 'False', reason, message }, {}, actions, true);
+    return requeueAfterMs === undefined ? { actions } : { actions, requeueAfterMs };
+  }
+
+  private async writeStatus(
+    trigger: KubeObject,
+    ready: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>,
+    rest: Omit<TriggerStatus, 'conditions' | 'observedGeneration'>,
+    actions: string[],
+    warn = false,
+  ): Promise<void> {
+    const old = trigger.status as TriggerStatus | undefined;
+    const generation = trigger.metadata?.generation;
+    const condition = { ...ready, ...(generation !== undefined ? { observedGeneration: generation } : {}) };
+    const next: TriggerStatus = {
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+      conditions: setCondition(old?.conditions, condition, this.now()),
+      ...(rest.deployment
+        ? { deployment: rest.deployment }
+        : old?.deployment
+          ? { deployment: old.deployment }
+          : {}),
+      ...(rest.replicas !== undefined ? { replicas: rest.replicas } : {}),
+      ...(rest.readyReplicas !== undefined ? { readyReplicas: rest.readyReplicas } : {}),
+    };
+    if (statusEqual(old, next)) return;
+    await this.d.kube.patchTriggerStatus(trigger.metadata!.namespace!, trigger.metadata!.name!, next);
+    actions.push('status');
+    const oldReady = old?.conditions?.find((c) => c.type === 'Ready');
+    if (warn && (oldReady?.reason !== ready.reason || oldReady?.message !== ready.message)) {
+      await this.d.kube.event(trigger, 'Warning', ready.reason, ready.message);
+      actions.push(`event ${ready.reason}`);
+    }
+  }
+}
+
+function describeTriggerError(e: TriggerError): string {
+  return e.issues.map((i) => `${i.path}: ${i.message}`).join('; ');
+}
