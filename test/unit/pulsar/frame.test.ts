@@ -69,7 +69,7 @@ test('SEND with payload: sizes, magic, CRC32C, metadata and payload match the ha
 
 test('a bad checksum is reported on the frame, not thrown, and the command is still readable', () => {
   const bad = SEND.slice();
-  bad[bad.length - 1] ^= 0x01;
+  bad[bad.length - 1] = (bad[bad.length - 1] as number) ^ 0x01;
   const f = decodeFrame(bad.subarray(4));
   assert.equal(f.command.type, BaseCommand_Type.SEND);
   assert.ok(f.corrupt instanceof FrameError);
