@@ -37,6 +37,18 @@ export class CommandError extends Error {
   }
 }
 
+/** A test's setup went wrong (a tool printed something unexpected, a rendered chart lacks an object). */
+export class SetupError extends Error {
+  readonly code = 'E_TEST_SETUP';
+  readonly context: Record<string, unknown>;
+
+  constructor(what: string, context: Record<string, unknown> = {}) {
+    super(`${what}${Object.keys(context).length ? ` ${JSON.stringify(context).slice(0, 4000)}` : ''}`);
+    this.name = 'SetupError';
+    this.context = context;
+  }
+}
+
 export interface RunOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
