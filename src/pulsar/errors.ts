@@ -26,6 +26,12 @@ export const PulsarErrorCode = {
   SendFailed: 'SEND_FAILED',
   /** Compression codec not available (issue 5 registers the codecs). */
   UnsupportedCompression: 'UNSUPPORTED_COMPRESSION',
+  /** A compressed entry that cannot be decompressed, or claims a size beyond the limit. */
+  DecompressionFailed: 'DECOMPRESSION_FAILED',
+  /** The broker rejected the credentials (CONNECT or AUTH_RESPONSE), or they could not be read. */
+  AuthenticationFailed: 'AUTHENTICATION_FAILED',
+  /** TLS setup failed: unreadable CA/cert/key files, untrusted certificate, hostname mismatch. */
+  TlsFailed: 'TLS_FAILED',
 } as const;
 
 export type PulsarErrorCode = (typeof PulsarErrorCode)[keyof typeof PulsarErrorCode];
