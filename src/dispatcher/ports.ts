@@ -30,3 +30,10 @@ export interface DeadLetterSink {
   send(msg: DeadLetter): Promise<void>;
   close(): Promise<void>;
 }
+
+/** A subscribed source plus a way to open the dead-letter sink: what connecting to Pulsar yields. */
+export interface SourceConnection<M extends SourceMessage = SourceMessage> {
+  source: MessageSource<M>;
+  openDeadLetter: () => Promise<DeadLetterSink>;
+  close(): Promise<void>;
+}

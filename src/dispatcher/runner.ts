@@ -140,7 +140,7 @@ export class Dispatcher<M extends SourceMessage> {
         if (this.#stopping) break;
         this.#failures.warn(
           'receive',
-          { trigger: this.#cfg.trigger, err: describeError(error) },
+          { trigger: this.#cfg.trigger, error: describeError(error) },
           'receive failed',
         );
         await this.#sleep(1000);
@@ -286,7 +286,7 @@ export class Dispatcher<M extends SourceMessage> {
         metrics.deadLetterFailures.inc();
         this.#failures.warn(
           'dead-letter',
-          { trigger: this.#cfg.trigger, messageId: msg.id, err: describeError(error) },
+          { trigger: this.#cfg.trigger, messageId: msg.id, error: describeError(error) },
           'dead-letter publication failed, will retry; the message stays unacked',
         );
         if (this.#stopping) return;
@@ -308,7 +308,7 @@ export class Dispatcher<M extends SourceMessage> {
     this.#deps.metrics.ageAtAck.observe(Math.max(0, this.#now() - e.msg.publishTime) / 1000);
     const p = this.#deps.source.ack(e.msg).catch((error: unknown) => {
       // The broker will redeliver it: a duplicate, never a loss.
-      this.#failures.warn('ack', { trigger: this.#cfg.trigger, err: describeError(error) }, 'ack failed');
+      this.#failures.warn('ack', { trigger: this.#cfg.trigger, error: describeError(error) }, 'ack failed');
     });
     this.#track(this.#acks, p);
   }
@@ -319,7 +319,7 @@ export class Dispatcher<M extends SourceMessage> {
       () => set.delete(p),
       (error: unknown) => {
         set.delete(p);
-        this.#deps.log.error({ trigger: this.#cfg.trigger, err: describeError(error) }, 'internal error');
+        this.#deps.log.error({ trigger: this.#cfg.trigger, error: describeError(error) }, 'internal error');
       },
     );
   }
@@ -372,7 +372,7 @@ export class Dispatcher<M extends SourceMessage> {
     }
     await Promise.allSettled([...this.#acks]);
     await source.close().catch((error: unknown) => {
-      log.warn({ trigger: this.#cfg.trigger, err: describeError(error) }, 'closing the consumer failed');
+      log.warn({ trigger: this.#cfg.trigger, error: describeError(error) }, 'closing the consumer failed');
     });
     if (this.#loop) await this.#loop;
     const sink = this.#sink;

@@ -1,0 +1,144 @@
+// The one adapter between the runner's ports and our Pulsar client (src/pulsar/). Thin on purpose: subscribe,
+// translate messages, ack/nack, and a producer for the dead-letter topic opened on first use.
+
+import { readFile } from 'node:fs/promises';
+import type { AuthProvider } from '../pulsar/auth.ts';
+import { type Consumer, type Message, PulsarClient } from '../pulsar/index.ts';
+import type { DispatcherSettings } from '../trigger/settings.ts';
+import type { ConnectOptions } from './app.ts';
+import type { DeadLetterSink, MessageSource, SourceConnection } from './ports.ts';
+import type { SourceMessage } from './request.ts';
+
+export interface PulsarSourceMessage extends SourceMessage {
+  readonly raw: Message;
+}
+
+export type PulsarConnection = SourceConnection<PulsarSourceMessage>;
+
+export interface PulsarConnectOptions extends ConnectOptions {
+  consumerName?: string;
+}
+
+/**
+ * Token authentication from the settings: the token itself, or a file re-read on every (re)connect and challenge,
+ * so a rotated Secret is picked up without a restart.
+ */
+export function tokenAuth(
+  settings: Pick<DispatcherSettings, 'authToken' | 'authTokenFile'>,
+): AuthProvider | undefined {
+  const { authToken, authTokenFile } = settings;
+  if (authTokenFile) {
+    return {
+      method: 'token',
+      data: async () => new TextEncoder().encode((await readFile(authTokenFile, 'utf8')).trim()),
+    };
+  }
+  if (authToken) {
+    const bytes = new TextEncoder().encode(authToken.trim());
+    return { method: 'token', data: async () => bytes };
+  }
+  return undefined;
+}
+
+export async function connectPulsar(opts: PulsarConnectOptions): Promise<PulsarConnection> {
+  const s = opts.settings;
+  const auth = tokenAuth(s);
+  const tlsCa = s.tls.caFile ? await readFile(s.tls.caFile, 'utf8') : undefined;
+  const client = new PulsarClient({
+    serviceUrl: s.broker,
+    logger: opts.log,
+    ...(auth ? { auth } : {}),
+    ...(s.broker.startsWith('pulsar+ssl://')
+      ? {
+          tls: {
+            ...(tlsCa ? { ca: tlsCa } : {}),
+            // verifyHostname false: the chain is still checked, only the name is not.
+            ...(s.tls.verifyHostname ? {} : { checkServerIdentity: () => undefined }),
+            ...(s.tls.certFile ? { cert: await readFile(s.tls.certFile, 'utf8') } : {}),
+            ...(s.tls.keyFile ? { key: await readFile(s.tls.keyFile, 'utf8') } : {}),
+          },
+        }
+      : {}),
+  });
+  let consumer: Consumer;
+  try {
+    consumer = await client.subscribe({
+      topic: s.topic,
+      subscription: s.subscription,
+      subscriptionType: s.subscriptionType,
+      initialPosition: s.initialPosition,
+      receiverQueueSize: opts.receiverQueueSize,
+      nackRedeliveryDelayMs: opts.releaseDelayMs,
+      ...(opts.consumerName ? { consumerName: opts.consumerName } : {}),
+    });
+  } catch (error) {
+    await client.close().catch(() => undefined);
+    throw error;
+  }
+  let closed = false;
+
+  const source: MessageSource<PulsarSourceMessage> = {
+    async receive() {
+      if (closed) return undefined;
+      try {
+        const m = await consumer.receive();
+        return {
+          id: m.messageId.toString(),
+          payload: m.payload,
+          key: m.key,
+          properties: m.properties,
+          eventTime: m.eventTime,
+          publishTime: m.publishTime,
+          redeliveryCount: m.redeliveryCount,
+          topic: m.topic,
+          raw: m,
+        };
+      } catch (error) {
+        if (closed || (error as { code?: string }).code === 'ALREADY_CLOSED') return undefined;
+        throw error;
+      }
+    },
+    ack: (m) => consumer.ack(m.raw),
+    release: (m) => {
+      void Promise.resolve(consumer.nack(m.raw)).catch(() => undefined);
+    },
+    isReady: () => !closed && isConnected(consumer),
+    async close() {
+      closed = true;
+      await consumer.close();
+    },
+  };
+
+  const openDeadLetter = async (): Promise<DeadLetterSink> => {
+    // Batching off: each dead letter is confirmed on its own, and they are rare.
+    const producer = await client.createProducer({ topic: s.deadLetterTopic, batchingMaxMessages: 1 });
+    return {
+      async send(msg) {
+        await producer.send({
+          payload: msg.payload,
+          ...(msg.key !== undefined ? { key: msg.key } : {}),
+          properties: msg.properties,
+          ...(msg.eventTime !== undefined ? { eventTime: msg.eventTime } : {}),
+        });
+      },
+      close: () => producer.close(),
+    };
+  };
+
+  return {
+    source,
+    openDeadLetter,
+    async close() {
+      closed = true;
+      await client.close();
+    },
+  };
+}
+
+/** The consumer's connection state, if the client tells it; otherwise subscribed means ready. */
+function isConnected(consumer: unknown): boolean {
+  const c = consumer as { connected?: unknown; isConnected?: unknown };
+  if (typeof c.isConnected === 'function') return Boolean((c.isConnected as () => unknown).call(consumer));
+  if (typeof c.connected === 'boolean') return c.connected;
+  return true;
+}
