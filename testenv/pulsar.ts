@@ -38,9 +38,13 @@ export function ensurePulsarDistribution(): string {
   const home = join(cacheDir(), 'pulsar', `apache-pulsar-${PULSAR_VERSION}`);
   if (existsSync(join(home, 'bin', 'pulsar')) && existsSync(join(home, '.kpt-complete'))) return home;
   const artifact = `org.apache.pulsar:pulsar-server-distribution:${PULSAR_VERSION}:tar.gz:bin`;
-  execFileSync('mvn', ['-q', '-B', '-Dstyle.color=never', 'dependency:get', `-Dartifact=${artifact}`, '-Dtransitive=false'], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
+  execFileSync(
+    'mvn',
+    ['-q', '-B', '-Dstyle.color=never', 'dependency:get', `-Dartifact=${artifact}`, '-Dtransitive=false'],
+    {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
   const m2 = process.env.MAVEN_REPO || join(homedir(), '.m2', 'repository');
   const tarball = join(
     m2,
