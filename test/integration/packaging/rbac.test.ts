@@ -42,7 +42,12 @@ function neededIn(ns: string): Check[] {
       resource: 'deployments.apps',
       namespace: ns,
     })),
-    ...['create', 'update', 'patch', 'delete'].map((verb) => ({ verb, resource: 'secrets', namespace: ns })),
+    ...['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'].map((verb) => ({
+      verb,
+      resource: 'secrets',
+      namespace: ns,
+    })),
+    { verb: 'get', resource: 'configmaps', namespace: ns },
     ...['create', 'patch'].map((verb) => ({ verb, resource: 'events', namespace: ns })),
     ...['create', 'patch'].map((verb) => ({ verb, resource: 'events.events.k8s.io', namespace: ns })),
   ];
@@ -64,11 +69,6 @@ function neededForLease(id: ChartIdentity): Check[] {
 /** Things the controller never does; a sample of reads and writes that must be refused wherever it runs. */
 function forbiddenEverywhere(id: ChartIdentity, ns: string): Check[] {
   return [
-    // No Secret reads: it writes the Secrets it owns without reading them back.
-    ...['get', 'list', 'watch'].map((verb) => ({ verb, resource: 'secrets', namespace: ns })),
-    { verb: 'list', resource: 'secrets', namespace: 'ALL' },
-    { verb: 'get', resource: 'secrets', namespace: 'kube-system' },
-    { verb: 'get', resource: 'secrets', namespace: id.namespace },
     // Triggers are the users'; the controller never creates or deletes them.
     { verb: 'create', resource: TRIGGERS, namespace: ns },
     { verb: 'delete', resource: TRIGGERS, namespace: ns },
@@ -78,7 +78,9 @@ function forbiddenEverywhere(id: ChartIdentity, ns: string): Check[] {
     { verb: 'get', resource: 'pods', namespace: ns },
     { verb: 'create', resource: 'pods', namespace: ns },
     { verb: 'exec', resource: 'pods', namespace: ns },
-    { verb: 'get', resource: 'configmaps', namespace: ns },
+    { verb: 'list', resource: 'configmaps', namespace: ns },
+    { verb: 'watch', resource: 'configmaps', namespace: ns },
+    { verb: 'update', resource: 'configmaps', namespace: ns },
     { verb: 'create', resource: 'services', namespace: ns },
     { verb: 'create', resource: 'serviceaccounts', subresource: 'token', namespace: ns },
     { verb: 'create', resource: 'statefulsets.apps', namespace: ns },
@@ -214,12 +216,16 @@ describe('cluster-wide chart RBAC (no watchNamespaces)', () => {
       'apps/deployments:patch',
       'apps/deployments:update',
       'apps/deployments:watch',
+      'core/configmaps:get',
       'core/events:create',
       'core/events:patch',
       'core/secrets:create',
       'core/secrets:delete',
+      'core/secrets:get',
+      'core/secrets:list',
       'core/secrets:patch',
       'core/secrets:update',
+      'core/secrets:watch',
       'events.k8s.io/events:create',
       'events.k8s.io/events:patch',
       'kubeless.io/pulsartriggers/finalizers:update',
@@ -298,6 +304,12 @@ describe('watched-namespaces chart RBAC (controller.watchNamespaces)', () => {
       { verb: 'watch', resource: TRIGGERS, namespace: 'ALL' },
       { verb: 'list', resource: 'deployments.apps', namespace: 'ALL' },
       { verb: 'create', resource: 'deployments.apps', namespace: id.namespace },
+      // Other Secrets: none outside the watched namespaces, not even in its own.
+      { verb: 'get', resource: 'secrets', namespace: id.namespace },
+      { verb: 'get', resource: 'secrets', namespace: 'kube-system' },
+      { verb: 'list', resource: 'secrets', namespace: 'ALL' },
+      { verb: 'watch', resource: 'secrets', namespace: 'ALL' },
+      { verb: 'get', resource: 'configmaps', namespace: 'kube-system' },
       ...forbiddenEverywhere(id, watched[0]!),
     ];
     assertAll(await canI(id, outside), false);

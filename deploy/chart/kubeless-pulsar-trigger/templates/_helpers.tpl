@@ -85,15 +85,17 @@ app.kubernetes.io/part-of: kubeless-pulsar-trigger
 {{- end -}}
 
 {{/*
-What the controller does in the namespaces it watches, and nothing more:
-- PulsarTriggers: read and watch them, update/patch (finalizer and annotations), write their status, and set
-  ownerReferences with blockOwnerDeletion on the objects they own (pulsartriggers/finalizers).
-- Deployments: the dispatcher of each trigger; created, updated, deleted, and watched to report readiness.
-- Secrets: written, never read. The controller keeps a trigger's credentials in a Secret owned by the trigger
-  and writes it without reading it back (the desired state is always computed from the trigger, and garbage
-  collection removes it with its trigger), so it is never granted get/list/watch on Secrets: it cannot read a
-  Secret it did not write, in any namespace.
-- Events: reported on triggers (core and events.k8s.io).
+What the controller calls in the namespaces it watches (src/controller/kube.ts, controller.ts), and nothing more:
+- PulsarTriggers: list and watch them; patch their finalizers and their status; update on pulsartriggers/finalizers
+  lets it set blockOwnerDeletion in the ownerReferences of the objects it creates for a trigger.
+- Deployments: the dispatcher of each trigger; listed and watched (label-selected), created, applied, deleted.
+- Secrets: the controller owns one Secret per trigger with an inline token; it lists and watches them
+  (label-selected) to notice drift and orphans, applies and deletes them, and reads the Secrets a trigger refers to
+  (authTokenSecretRef, TLS) to report a missing one in the trigger's status. RBAC cannot narrow a read to a label
+  or to names unknown in advance, so this read covers every Secret where the rule applies: cluster-wide with the
+  default ClusterRole. Set controller.watchNamespaces to confine it (and everything else) to those namespaces.
+- ConfigMaps: get only, to check that a trigger's TLS CA ConfigMap exists.
+- Events: reported on triggers (core; events.k8s.io for newer recorders).
 */}}
 {{- define "kpt.watchedNamespaceRules" -}}
 - apiGroups: ["kubeless.io"]
@@ -110,7 +112,10 @@ What the controller does in the namespaces it watches, and nothing more:
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["create", "update", "patch", "delete"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
