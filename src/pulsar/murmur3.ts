@@ -1,0 +1,65 @@
+// MurmurHash3, x86 32-bit variant, and the partition router of the Java client's default mode: a keyed
+// message goes to (murmur3_32(utf8(key), seed 0) & 0x7fffffff) % partitions, so the same key lands on the
+// same partition whichever client produced it; messages without a key go round-robin. Pure.
+
+const C1 = 0xcc9e2d51;
+const C2 = 0x1b873593;
+
+function mixK1(k: number): number {
+  k = Math.imul(k, C1);
+  k = (k << 15) | (k >>> 17);
+  return Math.imul(k, C2);
+}
+
+/** MurmurHash3 x86_32 of `bytes`, as an unsigned 32-bit integer. */
+export function murmur3_32(bytes: Uint8Array, seed = 0): number {
+  const len = bytes.length;
+  const blocks = len & ~3;
+  let h = seed | 0;
+  for (let i = 0; i < blocks; i += 4) {
+    const k =
+      (bytes[i] as number) |
+      ((bytes[i + 1] as number) << 8) |
+      ((bytes[i + 2] as number) << 16) |
+      ((bytes[i + 3] as number) << 24);
+    h ^= mixK1(k);
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let tail = 0;
+  for (let i = len - 1; i >= blocks; i--) tail = (tail << 8) | (bytes[i] as number);
+  if (len & 3) h ^= mixK1(tail);
+  h ^= len;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+const encoder = new TextEncoder();
+
+/** The partition the Java client's default router picks for `key`. */
+export function partitionForKey(key: string | Uint8Array, partitions: number): number {
+  const bytes = typeof key === 'string' ? encoder.encode(key) : key;
+  return (murmur3_32(bytes) & 0x7fffffff) % partitions;
+}
+
+/** Chooses a partition per message: by key hash, or round-robin for messages without a key. */
+export class PartitionRouter {
+  #next: number;
+
+  /** `start` is the first round-robin partition (the Java client starts at a random one). */
+  constructor(start = Math.floor(Math.random() * 0x7fffffff)) {
+    this.#next = start;
+  }
+
+  choose(key: string | undefined, partitions: number): number {
+    if (partitions <= 1) return 0;
+    if (key !== undefined && key !== '') return partitionForKey(key, partitions);
+    const p = this.#next % partitions;
+    this.#next = (this.#next + 1) % 0x7fffffff;
+    return p;
+  }
+}
