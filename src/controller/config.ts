@@ -61,7 +61,7 @@ export const OPTIONS: Option[] = [
   },
   { flag: 'leader-election-id', help: 'Name of the Lease.', default: 'kubeless-pulsar-trigger' },
   { flag: 'leader-election-namespace', help: 'Namespace of the Lease. Default: $POD_NAMESPACE or default.' },
-  { flag: 'identity', help: 'Holder identity in the Lease. Default: hostname_pid.' },
+  { flag: 'identity', help: 'Holder identity in the Lease. Default: $POD_NAME or hostname, with the pid.' },
   {
     flag: 'lease-duration',
     help: 'Seconds a standby waits before taking over an unrenewed Lease.',
@@ -222,7 +222,7 @@ export function parseConfig(
       leaderElect: c['leader-elect'],
       leaseName: c['leader-election-id'],
       leaseNamespace: c['leader-election-namespace'] ?? env.POD_NAMESPACE ?? 'default',
-      identity: c.identity ?? `${hostname()}_${process.pid}`,
+      identity: c.identity ?? `${env.POD_NAME ?? hostname()}_${process.pid}`,
       leaseDurationMs: c['lease-duration'],
       renewDeadlineMs: c['renew-deadline'],
       retryPeriodMs: c['retry-period'],

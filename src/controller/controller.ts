@@ -130,26 +130,12 @@ export async function startController(
     })),
     { onChange: routeOwned, onError },
   );
-  const secrets = watchedStore<KubernetesObject>(
-    kc,
-    'secrets',
-    nsParts.map((ns) => ({
-      path: ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets',
-      labelSelector: OWNED_SELECTOR,
-      list: () =>
-        ns
-          ? kube.core.listNamespacedSecret({ namespace: ns, labelSelector: OWNED_SELECTOR })
-          : kube.core.listSecretForAllNamespaces({ labelSelector: OWNED_SELECTOR }),
-    })),
-    { onChange: routeOwned, onError },
-  );
-  const stores: WatchedStore<KubernetesObject>[] = [triggers, deployments, secrets];
+  const stores: WatchedStore<KubernetesObject>[] = [triggers, deployments];
   const synced = () => stores.every((s) => s.synced());
 
   const reconciler = new Reconciler({
     triggers,
     deployments,
-    secrets,
     kube,
     render: {
       dispatcherImage: config.dispatcherImage,
@@ -194,7 +180,7 @@ export async function startController(
     for (const t of triggers.list()) queue.add(keyOf(t));
     // Orphans: our objects whose trigger UID no longer exists route to their (missing) trigger's key.
     const uids = new Set(triggers.list().map((t) => t.metadata?.uid));
-    for (const o of [...deployments.list(), ...secrets.list()]) {
+    for (const o of deployments.list()) {
       const key = ownerKey(o);
       const uid = o.metadata?.labels?.['kubeless.io/trigger-uid'];
       if (key && uid && !uids.has(uid)) queue.add(key);

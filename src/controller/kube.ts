@@ -210,6 +210,15 @@ export class KubeClient implements KubeWrites {
     }
   }
 
+  async getSecret(namespace: string, name: string): Promise<KubeObject | undefined> {
+    try {
+      return (await this.core.readNamespacedSecret({ name, namespace })) as KubeObject;
+    } catch (e) {
+      if (httpStatus(e) === 404) return undefined;
+      throw e;
+    }
+  }
+
   async exists(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): Promise<boolean> {
     try {
       if (kind === 'Secret') await this.core.readNamespacedSecret({ name, namespace });

@@ -9,11 +9,13 @@ import {
   ANNOTATION_TRIGGER,
   CREATED_BY,
   CREATED_BY_VALUE,
+  deploymentName,
   type JsonObject,
   LABEL_TRIGGER_UID,
   type RenderConfig,
   type Rendered,
   renderTrigger,
+  tokenSecretName,
 } from '../trigger/render.ts';
 import type { Condition, PulsarTrigger, TriggerStatus } from '../trigger/spec.ts';
 import { ControllerError, describe, httpStatus } from './errors.ts';
@@ -63,12 +65,16 @@ export interface KubeWrites {
   event(trigger: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
   /** Whether a referenced Secret or ConfigMap exists (a read). */
   exists(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): Promise<boolean>;
+  /**
+   * Reads one Secret. Secrets are read one by one instead of watched: a list/watch permission on Secrets would
+   * let the controller read every Secret in the cluster, labels or not.
+   */
+  getSecret(namespace: string, name: string): Promise<KubeObject | undefined>;
 }
 
 export interface ReconcileDeps {
   triggers: Store<KubeObject>;
   deployments: Store<KubeObject>;
-  secrets: Store<KubeObject>;
   kube: KubeWrites;
   render: RenderConfig;
   /** Watched namespaces; empty: all. */
@@ -183,13 +189,36 @@ export class Reconciler {
     this.d.log?.(level, msg, ctx);
   }
 
-  /** Our objects of one trigger UID, wherever they are. */
-  private ownedBy(uid: string): { deployments: KubeObject[]; secrets: KubeObject[] } {
-    const mine = (o: KubeObject) => o.metadata?.labels?.[LABEL_TRIGGER_UID] === uid && isOurs(o);
-    return {
-      deployments: this.d.deployments.list().filter(mine),
-      secrets: this.d.secrets.list().filter(mine),
-    };
+  /** Our Deployments of one trigger UID, wherever they are. */
+  private ownedBy(uid: string): KubeObject[] {
+    return this.d.deployments
+      .list()
+      .filter((o) => o.metadata?.labels?.[LABEL_TRIGGER_UID] === uid && isOurs(o));
+  }
+
+  /** Deletes the token Secret that goes with a Deployment, if it is ours (and, given a UID, that trigger's). */
+  private async deleteTokenSecret(
+    namespace: string,
+    deployment: string,
+    uid: string | undefined,
+    actions: string[],
+  ): Promise<void> {
+    const name = tokenSecretName(deployment);
+    const live = await this.d.kube.getSecret(namespace, name);
+    if (!live || !isOurs(live) || live.metadata?.deletionTimestamp) return;
+    if (uid !== undefined && live.metadata?.labels?.[LABEL_TRIGGER_UID] !== uid) return;
+    await this.d.kube.deleteSecret(namespace, name, live.metadata!.uid!);
+    actions.push(`delete secret ${namespace}/${name}`);
+  }
+
+  /** Deletes one of our Deployments and the token Secret beside it. */
+  private async deleteOwned(dep: KubeObject, actions: string[], what = 'delete deployment'): Promise<void> {
+    const m = dep.metadata!;
+    if (!m.deletionTimestamp) {
+      await this.d.kube.deleteDeployment(m.namespace!, m.name!, m.uid!);
+      actions.push(`${what} ${m.namespace}/${m.name}`);
+    }
+    await this.deleteTokenSecret(m.namespace!, m.name!, m.labels?.[LABEL_TRIGGER_UID], actions);
   }
 
   async reconcile(key: string): Promise<Outcome> {
@@ -212,14 +241,7 @@ export class Reconciler {
       ownerKey(o) === key &&
       !live.has(o.metadata?.labels?.[LABEL_TRIGGER_UID]) &&
       !o.metadata?.deletionTimestamp;
-    for (const dep of this.d.deployments.list().filter(orphan)) {
-      await this.d.kube.deleteDeployment(dep.metadata!.namespace!, dep.metadata!.name!, dep.metadata!.uid!);
-      actions.push(`delete deployment ${keyOf(dep)}`);
-    }
-    for (const sec of this.d.secrets.list().filter(orphan)) {
-      await this.d.kube.deleteSecret(sec.metadata!.namespace!, sec.metadata!.name!, sec.metadata!.uid!);
-      actions.push(`delete secret ${keyOf(sec)}`);
-    }
+    for (const dep of this.d.deployments.list().filter(orphan)) await this.deleteOwned(dep, actions);
     return { actions };
   }
 
@@ -228,16 +250,11 @@ export class Reconciler {
     const actions: string[] = [];
     if (!hasFinalizer(trigger)) return { actions };
     const uid = trigger.metadata!.uid!;
-    const { deployments, secrets } = this.ownedBy(uid);
-    for (const dep of deployments) {
-      if (dep.metadata?.deletionTimestamp) continue;
-      await this.d.kube.deleteDeployment(dep.metadata!.namespace!, dep.metadata!.name!, dep.metadata!.uid!);
-      actions.push(`delete deployment ${keyOf(dep)}`);
-    }
-    for (const sec of secrets) {
-      await this.d.kube.deleteSecret(sec.metadata!.namespace!, sec.metadata!.name!, sec.metadata!.uid!);
-      actions.push(`delete secret ${keyOf(sec)}`);
-    }
+    for (const dep of this.ownedBy(uid)) await this.deleteOwned(dep, actions);
+    // A Secret may exist without its Deployment (creation failed half-way): look where the spec puts it.
+    const target =
+      (trigger.spec?.deployment?.metadata?.namespace as string | undefined) ?? trigger.metadata!.namespace!;
+    await this.deleteTokenSecret(target, deploymentName(trigger.metadata!.name!), uid, actions);
     const rest = (trigger.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
     await this.d.kube.setTriggerFinalizers(
       trigger.metadata!.namespace!,
@@ -282,7 +299,7 @@ export class Reconciler {
     if (missing) return this.fail(trigger, missing.reason, missing.message, actions, 30_000);
 
     try {
-      await this.syncSecret(r, actions);
+      await this.syncSecret(r, meta.uid!, actions);
       const conflict = await this.syncDeployment(trigger, r, actions);
       if (conflict) return this.fail(trigger, 'DeploymentConflict', conflict, actions);
       await this.removeStrays(meta.uid!, r, actions);
@@ -359,27 +376,35 @@ export class Reconciler {
     return undefined;
   }
 
-  private async syncSecret(r: Rendered, actions: string[]): Promise<void> {
-    if (!r.secret) return;
-    const live = this.d.secrets.get(r.secretName, r.namespace);
+  private async syncSecret(r: Rendered, uid: string, actions: string[]): Promise<void> {
+    if (!r.secret) {
+      // No inline token (any more): a token Secret of this trigger left from before goes.
+      await this.deleteTokenSecret(r.namespace, r.name, uid, actions);
+      return;
+    }
+    const live = await this.d.kube.getSecret(r.namespace, r.secretName);
     const hash = ((r.secret.metadata as JsonObject).annotations as Record<string, string>)[ANNOTATION_HASH];
+    const conflict = () =>
+      new ControllerError(
+        'E_CONFLICT',
+        `Secret ${r.namespace}/${r.secretName} exists and is not this trigger's`,
+      );
     if (!live) {
       try {
         await this.d.kube.createSecret(r.secret);
         actions.push(`create secret ${r.namespace}/${r.secretName}`);
       } catch (e) {
-        // Already there but not in our cache: not ours (no created-by label), so it is not taken over.
-        if (httpStatus(e) === 409) {
-          throw new ControllerError(
-            'E_CONFLICT',
-            `Secret ${r.namespace}/${r.secretName} exists and is not ours`,
-            {},
-            e,
-          );
-        }
+        if (httpStatus(e) === 409) throw conflict();
         throw e;
       }
-    } else if (live.metadata?.annotations?.[ANNOTATION_HASH] !== hash) {
+      return;
+    }
+    const owner = live.metadata?.labels?.[LABEL_TRIGGER_UID];
+    // Ours but left by a deleted trigger of the same name can be taken; anything else is not touched.
+    if (!isOurs(live) || (owner !== uid && this.d.triggers.list().some((t) => t.metadata?.uid === owner))) {
+      throw conflict();
+    }
+    if (live.metadata?.annotations?.[ANNOTATION_HASH] !== hash) {
       await this.d.kube.applySecret(r.secret);
       actions.push(`apply secret ${r.namespace}/${r.secretName}`);
     }
@@ -442,21 +467,12 @@ export class Reconciler {
     return undefined;
   }
 
-  /** Our objects of this trigger that are not where the trigger now puts them (namespace moved, token removed). */
+  /** Our Deployments of this trigger that are not where the trigger now puts them (namespace moved). */
   private async removeStrays(uid: string, r: Rendered, actions: string[]): Promise<void> {
-    const { deployments, secrets } = this.ownedBy(uid);
-    for (const dep of deployments) {
+    for (const dep of this.ownedBy(uid)) {
       const m = dep.metadata!;
-      if (m.deletionTimestamp || (m.namespace === r.namespace && m.name === r.name)) continue;
-      await this.d.kube.deleteDeployment(m.namespace!, m.name!, m.uid!);
-      actions.push(`delete stray deployment ${m.namespace}/${m.name}`);
-    }
-    for (const sec of secrets) {
-      const m = sec.metadata!;
-      if (m.deletionTimestamp || (r.secret && m.namespace === r.namespace && m.name === r.secretName))
-        continue;
-      await this.d.kube.deleteSecret(m.namespace!, m.name!, m.uid!);
-      actions.push(`delete stray secret ${m.namespace}/${m.name}`);
+      if (m.namespace === r.namespace && m.name === r.name) continue;
+      await this.deleteOwned(dep, actions, 'delete stray deployment');
     }
   }
 

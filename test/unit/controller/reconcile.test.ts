@@ -82,11 +82,11 @@ function world() {
       writes.push(`event ${type} ${reason}`);
     },
     exists: async (kind, ns, name) => existing.has(`${kind}/${ns}/${name}`),
+    getSecret: async (ns, name) => secrets.get(name, ns),
   };
   const r = new Reconciler({
     triggers,
     deployments,
-    secrets,
     kube,
     render: { dispatcherImage: 'img:1', timezone: 'UTC', resources: DEFAULT_RESOURCES },
     namespaces: [],
