@@ -69,7 +69,6 @@ export function runnerConfig(s: DispatcherSettings, tuning: Tuning = tuningFor(s
 /** What a log line may say about the settings: everything but the token. */
 export function describeSettings(s: DispatcherSettings): Record<string, unknown> {
   return {
-    trigger: `${s.triggerNamespace}/${s.triggerName}`,
     topic: s.topic,
     broker: s.broker,
     subscription: s.subscription,

@@ -234,6 +234,10 @@ export class Dispatcher<M extends SourceMessage> {
         return;
       case 'retry': {
         metrics.retries.inc();
+        this.#deps.log.debug(
+          { messageId: id, attempts: d.attempts, retryInMs: d.delayMs, outcome: describeKind(outcome) },
+          'retry scheduled',
+        );
         this.#failures.warn(
           `retry:${describeKind(outcome)}`,
           {

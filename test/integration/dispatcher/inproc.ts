@@ -14,7 +14,7 @@ export function settingsFromEnv(env: Record<string, string>): DispatcherSettings
 
 export function startInProcess(
   env: Record<string, string>,
-  opts: { tuning?: Partial<Tuning>; metrics?: DispatcherMetrics } = {},
+  opts: { tuning?: Partial<Tuning>; metrics?: DispatcherMetrics; logLines?: string[] } = {},
 ): { trigger: RunningTrigger; metrics: DispatcherMetrics; settings: DispatcherSettings } {
   const settings = settingsFromEnv(env);
   const metrics = opts.metrics ?? new DispatcherMetrics({ defaultMetrics: false });
@@ -28,7 +28,9 @@ export function startInProcess(
   const trigger = startTrigger(settings, {
     connect: (o) => connectPulsar(o),
     metrics,
-    log: createLogger(process.env.KPT_TEST_LOG ?? 'silent'),
+    log: opts.logLines
+      ? createLogger('debug', { write: (line: string) => void opts.logLines?.push(line) })
+      : createLogger(process.env.KPT_TEST_LOG ?? 'silent'),
     tuning,
   });
   return { trigger, metrics, settings };

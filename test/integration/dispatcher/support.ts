@@ -117,7 +117,8 @@ export async function produce(
   try {
     const producer = await client.createProducer({
       topic,
-      ...(options.batching === false ? { batchingMaxMessages: 1 } : {}),
+      // Batching only when asked: a lone message in a batch of one trips the client bug the delivery test names.
+      ...(options.batching === true ? {} : { batchingMaxMessages: 1 }),
     });
     const ids = await Promise.all([...messages].map((m) => producer.send(m).then((id) => id.toString())));
     await producer.close();
