@@ -72,6 +72,8 @@ export const DLQ_PROPS = {
   reason: 'DLQ_REASON',
 } as const;
 
+const RECENTLY_ACKED = 16_384;
+
 export class Dispatcher<M extends SourceMessage> {
   readonly #cfg: RunnerConfig;
   readonly #deps: RunnerDeps<M>;
@@ -83,6 +85,12 @@ export class Dispatcher<M extends SourceMessage> {
   readonly #acks = new Set<Promise<void>>();
   readonly #abort = new AbortController();
   readonly #sleepers = new Set<() => void>();
+  // Ids acked lately. A nack redelivers a whole batch entry, including its messages already delivered and acked
+  // (the broker only tracks acks per entry unless batch-index acks are on): those copies are acked again, not
+  // delivered again. Bounded; after a restart it is empty and such copies are delivered (at least once).
+  readonly #recentlyAcked = new Set<string>();
+  readonly #ackedRing: (string | undefined)[] = new Array(RECENTLY_ACKED);
+  #ackedNext = 0;
   #inFlight = 0;
   #stopping = false;
   #wake: (() => void) | undefined;
@@ -160,6 +168,14 @@ export class Dispatcher<M extends SourceMessage> {
   #admit(msg: M): void {
     const m = this.#deps.metrics;
     m.received.inc();
+    if (this.#recentlyAcked.has(msg.id)) {
+      m.duplicates.inc();
+      this.#track(
+        this.#acks,
+        this.#deps.source.ack(msg).catch(() => undefined),
+      );
+      return;
+    }
     const entry: Entry<M> = { msg, localAttempts: 0, discount: 0, headers: undefined, timer: undefined };
     const r = this.#lanes.admit(msg.id, msg.key, entry);
     if (r.duplicate) {
@@ -309,6 +325,11 @@ export class Dispatcher<M extends SourceMessage> {
   }
 
   #ack(e: Entry<M>): void {
+    const old = this.#ackedRing[this.#ackedNext];
+    if (old !== undefined) this.#recentlyAcked.delete(old);
+    this.#ackedRing[this.#ackedNext] = e.msg.id;
+    this.#ackedNext = (this.#ackedNext + 1) % RECENTLY_ACKED;
+    this.#recentlyAcked.add(e.msg.id);
     this.#deps.metrics.ageAtAck.observe(Math.max(0, this.#now() - e.msg.publishTime) / 1000);
     const p = this.#deps.source.ack(e.msg).catch((error: unknown) => {
       // The broker will redeliver it: a duplicate, never a loss.

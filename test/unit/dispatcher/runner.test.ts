@@ -257,4 +257,14 @@ describe('runner', () => {
     assert.equal(fn.calls.length, 1);
     await d.stop();
   });
+
+  test('a copy of a message acked lately (a batch entry redelivered whole) is acked again, not delivered', async () => {
+    const { source, fn, d } = setup();
+    source.push(message(1));
+    await until(() => source.acked.length === 1, 'acked');
+    source.push({ ...message(1), redeliveryCount: 1 });
+    await until(() => source.acked.length === 2, 're-acked');
+    assert.equal(fn.calls.length, 1);
+    await d.stop();
+  });
 });
