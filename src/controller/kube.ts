@@ -219,6 +219,16 @@ export class KubeClient implements KubeWrites {
     }
   }
 
+  async deploymentExists(namespace: string, name: string): Promise<boolean> {
+    try {
+      await this.apps.readNamespacedDeployment({ name, namespace });
+      return true;
+    } catch (e) {
+      if (httpStatus(e) === 404) return false;
+      throw e;
+    }
+  }
+
   async exists(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): Promise<boolean> {
     try {
       if (kind === 'Secret') await this.core.readNamespacedSecret({ name, namespace });

@@ -70,6 +70,8 @@ export interface KubeWrites {
    * let the controller read every Secret in the cluster, labels or not.
    */
   getSecret(namespace: string, name: string): Promise<KubeObject | undefined>;
+  /** Whether any Deployment of that name exists, ours or not (a read). */
+  deploymentExists(namespace: string, name: string): Promise<boolean>;
 }
 
 export interface ReconcileDeps {
@@ -438,6 +440,16 @@ export class Reconciler {
     }
     if (live?.metadata?.deletionTimestamp) return undefined; // wait for it to go; its delete event requeues
     if (!live) {
+      // Already reported as taken by a foreign Deployment: check with a read instead of failing a create again.
+      const reported = (trigger.status as TriggerStatus | undefined)?.conditions?.find(
+        (c) => c.type === 'Ready',
+      );
+      if (
+        reported?.reason === 'DeploymentConflict' &&
+        (await this.d.kube.deploymentExists(r.namespace, r.name))
+      ) {
+        return reported.message;
+      }
       try {
         await this.d.kube.createDeployment(r.deployment);
         actions.push(`create deployment ${r.namespace}/${r.name}`);

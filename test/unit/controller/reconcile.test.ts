@@ -83,6 +83,7 @@ function world() {
     },
     exists: async (kind, ns, name) => existing.has(`${kind}/${ns}/${name}`),
     getSecret: async (ns, name) => secrets.get(name, ns),
+    deploymentExists: async (ns, name) => deployments.get(name, ns) !== undefined,
   };
   const r = new Reconciler({
     triggers,
@@ -217,6 +218,9 @@ test('a Deployment the controller did not create is never touched: the trigger r
   await w.r.reconcile('ns1/c');
   assert.ok(!w.writes.some((x) => x.startsWith('delete deployment') || x === 'apply deployment'));
   assert.equal(w.triggers.get('c', 'ns1')!.status.conditions[0].reason, 'DeploymentConflict');
+  w.writes.length = 0;
+  await w.r.reconcile('ns1/c');
+  assert.deepEqual(w.writes, []);
 });
 
 test('orphans of a deleted trigger go; objects of a live trigger stay', async () => {
