@@ -51,7 +51,7 @@ function planOf(p: PodLike): ProcessPlan {
 }
 
 const data: ObjectData = {
-  secrets: new Map([
+  secrets: new Map<string, Record<string, Uint8Array>>([
     ['tok', { token: bytes('s3cret') }],
     ['ca-secret', { pem: bytes('-----PEM-----') }],
   ]),
