@@ -134,6 +134,31 @@ describe('a PulsarTrigger from kubectl apply to the function', { timeout: 600_00
     );
   });
 
+  test('a dispatcher process that dies is restarted and its pod reports the restart', async () => {
+    const [p0] = fx.agent.processes();
+    assert.ok(p0?.pid);
+    process.kill(-p0.pid, 'SIGKILL');
+    await waitUntil(
+      'the process is back and ready',
+      async () => {
+        const p = fx.agent.processes()[0];
+        return p?.uid === p0.uid && p.restarts === 1 && p.ready && (await readyReplicas(1));
+      },
+      TIMEOUT,
+      fx,
+    );
+    const [name0] = p0.key.split('/').slice(1);
+    const pod = await fx.core.readNamespacedPod({ name: name0!, namespace: fx.ns });
+    assert.equal(pod.status?.containerStatuses?.[0]?.restartCount, 1);
+    const sent = await publish(topic, 3, 'after-crash');
+    await waitUntil(
+      'delivered after the crash',
+      () => sent.every((p) => bodies(fnB).includes(p)),
+      TIMEOUT,
+      fx,
+    );
+  });
+
   test('restarting the controller changes nothing that runs', async () => {
     const d0 = await fx.deployment(name);
     const procs0 = fx.agent.processes().map((p) => `${p.uid}/${p.pid}`);
