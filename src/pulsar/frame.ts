@@ -77,6 +77,19 @@ export function encodeCommand(command: BaseCommand): Uint8Array {
 }
 
 /**
+ * ts-proto omits optional fields equal to their proto2 default, and num_messages_in_batch defaults to 1: a
+ * batch of one message would then look like a single message to every consumer (Java included), which would
+ * read the batch framing as payload. The field (11, varint 1) is appended; protobuf allows any field order.
+ */
+function withBatchOfOne(meta: Uint8Array): Uint8Array {
+  const out = new Uint8Array(meta.length + 2);
+  out.set(meta, 0);
+  out[meta.length] = (11 << 3) | 0;
+  out[meta.length + 1] = 1;
+  return out;
+}
+
+/**
  * Encodes a payload command (SEND). Returns the frame as parts to be written in order: the header (sizes,
  * command, magic, checksum, metadata) and the payload parts themselves, which are not copied.
  */
@@ -87,7 +100,8 @@ export function encodePayloadCommand(
 ): Uint8Array[] {
   const parts = payload instanceof Uint8Array ? [payload] : payload;
   const cmd = BaseCommand.encode(command).finish();
-  const meta = MessageMetadata.encode(metadata).finish();
+  let meta = MessageMetadata.encode(metadata).finish();
+  if (metadata.numMessagesInBatch === 1) meta = withBatchOfOne(meta);
   let payloadSize = 0;
   for (const p of parts) payloadSize += p.length;
   const headerSize = 4 + 4 + cmd.length + 2 + 4 + 4 + meta.length;
