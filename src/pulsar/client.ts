@@ -3,6 +3,7 @@
 
 import type tls from 'node:tls';
 import { type AuthProvider, type Logger, silentLogger } from './auth.ts';
+import './codecs/index.ts';
 import * as cmds from './commands.ts';
 import { Connection, parseServiceUrl, type SocketFactory } from './connection.ts';
 import { Consumer, type ConsumerOptions } from './consumer.ts';

@@ -19,6 +19,8 @@ import {
   type CommandSendError,
   type CommandSendReceipt,
 } from './proto/generated/PulsarApi.ts';
+import { describeTlsError } from './tls.ts';
+import { redactTokens } from './token.ts';
 
 export interface SocketTarget {
   host: string;
@@ -150,13 +152,16 @@ export class Connection {
 
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', (err) => {
+      const tlsErr = target.tls ? describeTlsError(err, this.physicalAddress) : undefined;
+      if (tlsErr) Object.assign(tlsErr.context, where);
       this.close(
-        new PulsarError(
-          PulsarErrorCode.ConnectionFailed,
-          `connection to ${this.physicalAddress} failed: ${err.message}`,
-          where,
-          { cause: err },
-        ),
+        tlsErr ??
+          new PulsarError(
+            PulsarErrorCode.ConnectionFailed,
+            `connection to ${this.physicalAddress} failed: ${err.message}`,
+            where,
+            { cause: err },
+          ),
       );
     });
     socket.on('close', () => {
@@ -420,12 +425,11 @@ export class Connection {
         const e = c.error;
         if (!e) throw this.#missing(c);
         if (!this.#ready && this.#handshakeDone) {
-          this.#handshakeDone(
-            new ServerError(e.error, cmds.serverErrorName(e.error), e.message, {
-              command: 'CONNECT',
-              broker: this.logicalAddress,
-            }),
-          );
+          const serverErr = new ServerError(e.error, cmds.serverErrorName(e.error), redactTokens(e.message), {
+            command: 'CONNECT',
+            broker: this.logicalAddress,
+          });
+          this.#handshakeDone(authFailure(serverErr, this.logicalAddress, this.#opts.auth) ?? serverErr);
           return;
         }
         this.#settle(e.requestId, c);
@@ -533,4 +537,26 @@ export class Connection {
     for (const fn of this.#closeListeners) fn(err);
     this.#closeListeners.clear();
   }
+}
+
+/**
+ * The broker refused our credentials (AuthenticationError, or an AuthorizationError at CONNECT): an
+ * AuthenticationFailed error naming the broker, the reason and where the credentials came from (never the
+ * credentials themselves).
+ */
+function authFailure(
+  e: ServerError,
+  broker: string,
+  auth: AuthProvider | undefined,
+): PulsarError | undefined {
+  if (e.serverError !== 'AuthenticationError' && e.serverError !== 'AuthorizationError') return undefined;
+  const source = auth
+    ? `${auth.method} from ${(auth as { source?: string }).source ?? 'the auth provider'}`
+    : 'none';
+  return new PulsarError(
+    PulsarErrorCode.AuthenticationFailed,
+    `broker ${broker} rejected the connection (${e.serverError}): ${e.serverMessage || 'no reason given'} [credentials: ${source}]`,
+    { broker, command: 'CONNECT', serverError: e.serverError, authMethod: auth?.method ?? 'none' },
+    { cause: e },
+  );
 }
