@@ -7,7 +7,10 @@
  * import { PulsarClient } from '../pulsar/index.ts';
  *
  * const client = new PulsarClient({
- *   serviceUrl: 'pulsar://127.0.0.1:6650', // pulsar:// (pulsar+ssl:// once issue 5 lands)
+ *   serviceUrl: 'pulsar://127.0.0.1:6650', // pulsar:// or pulsar+ssl:// (with `tls`)
+ *   tls: tlsOptions({ trustCertsFile, hostnameVerification, certFile, keyFile, logger }), // pulsar+ssl:// only
+ *   auth: tokenAuth({ file: '/var/run/secrets/pulsar/token' }), // or { token } / { env }; file re-read on
+ *                                         // every CONNECT and AUTH_CHALLENGE (rotated Secrets keep working)
  *   operationTimeoutMs: 30_000,            // per request (lookup, subscribe, producer, ack receipts...)
  *   logger,                                // optional, pino-like { debug, info, warn, error }(obj, msg)
  * });
@@ -63,6 +66,7 @@
 
 export type { AuthProvider, Logger } from './auth.ts';
 export { type BrokerAddress, type ClientOptions, PulsarClient } from './client.ts';
+export { DEFAULT_MAX_UNCOMPRESSED_SIZE, setMaxUncompressedSize } from './codecs/index.ts';
 export type { InitialPosition, SubscriptionType } from './commands.ts';
 export {
   COMPRESSION_TYPES,
@@ -74,5 +78,8 @@ export type { SocketFactory, SocketTarget } from './connection.ts';
 export { Consumer, type ConsumerOptions, type Message } from './consumer.ts';
 export { FrameError, isPulsarError, PulsarError, PulsarErrorCode, ServerError } from './errors.ts';
 export { MessageId } from './message-id.ts';
+export { murmur3_32, partitionForKey } from './murmur3.ts';
 export { type OutgoingMessage, Producer, type ProducerOptions } from './producer.ts';
+export { type TlsSettings, tlsOptions } from './tls.ts';
+export { TokenAuth, type TokenSource, tokenAuth, tokenAuthFromParams } from './token.ts';
 export { parseTopicName, type TopicName } from './topic.ts';
