@@ -100,7 +100,7 @@ export function encodePayloadCommand(
 ): Uint8Array[] {
   const parts = payload instanceof Uint8Array ? [payload] : payload;
   const cmd = BaseCommand.encode(command).finish();
-  let meta = MessageMetadata.encode(metadata).finish();
+  let meta: Uint8Array = MessageMetadata.encode(metadata).finish();
   if (metadata.numMessagesInBatch === 1) meta = withBatchOfOne(meta);
   let payloadSize = 0;
   for (const p of parts) payloadSize += p.length;
