@@ -146,18 +146,14 @@ export class Dispatcher<M extends SourceMessage> {
         msg = await source.receive();
       } catch (error) {
         if (this.#stopping) break;
-        this.#failures.warn(
-          'receive',
-          { trigger: this.#cfg.trigger, error: describeError(error) },
-          'receive failed',
-        );
+        this.#failures.warn('receive', { error: describeError(error) }, 'receive failed');
         await this.#sleep(1000);
         continue;
       }
       // A message that arrives once stopping has begun is left unacked: the broker gives it to someone else.
       if (this.#stopping) break;
       if (msg === undefined) {
-        log.warn({ trigger: this.#cfg.trigger }, 'the consumer closed; no more messages');
+        log.warn({}, 'the consumer closed; no more messages');
         return 'source-closed';
       }
       this.#admit(msg);
@@ -306,7 +302,7 @@ export class Dispatcher<M extends SourceMessage> {
         metrics.deadLetterFailures.inc();
         this.#failures.warn(
           'dead-letter',
-          { trigger: this.#cfg.trigger, messageId: msg.id, error: describeError(error) },
+          { messageId: msg.id, error: describeError(error) },
           'dead-letter publication failed, will retry; the message stays unacked',
         );
         if (this.#stopping) return;
@@ -318,7 +314,7 @@ export class Dispatcher<M extends SourceMessage> {
     this.#ack(e);
     metrics.deadLettered.inc();
     log.warn(
-      { trigger: this.#cfg.trigger, messageId: msg.id, attempts, reason, outcome: describeOutcome(outcome) },
+      { messageId: msg.id, attempts, reason, outcome: describeOutcome(outcome) },
       'message dead-lettered',
     );
     this.#apply(this.#lanes.settle(msg.id));
@@ -333,7 +329,7 @@ export class Dispatcher<M extends SourceMessage> {
     this.#deps.metrics.ageAtAck.observe(Math.max(0, this.#now() - e.msg.publishTime) / 1000);
     const p = this.#deps.source.ack(e.msg).catch((error: unknown) => {
       // The broker will redeliver it: a duplicate, never a loss.
-      this.#failures.warn('ack', { trigger: this.#cfg.trigger, error: describeError(error) }, 'ack failed');
+      this.#failures.warn('ack', { error: describeError(error) }, 'ack failed');
     });
     this.#track(this.#acks, p);
   }
@@ -344,7 +340,7 @@ export class Dispatcher<M extends SourceMessage> {
       () => set.delete(p),
       (error: unknown) => {
         set.delete(p);
-        this.#deps.log.error({ trigger: this.#cfg.trigger, error: describeError(error) }, 'internal error');
+        this.#deps.log.error({ error: describeError(error) }, 'internal error');
       },
     );
   }
@@ -372,7 +368,7 @@ export class Dispatcher<M extends SourceMessage> {
     for (const wake of [...this.#sleepers]) wake();
     this.#apply([]);
     log.info(
-      { trigger: this.#cfg.trigger, inFlight: this.#work.size, abandoned: left.length, graceMs },
+      { inFlight: this.#work.size, abandoned: left.length, graceMs },
       'stopping: finishing in-flight deliveries',
     );
 
@@ -397,13 +393,13 @@ export class Dispatcher<M extends SourceMessage> {
     }
     await Promise.allSettled([...this.#acks]);
     await source.close().catch((error: unknown) => {
-      log.warn({ trigger: this.#cfg.trigger, error: describeError(error) }, 'closing the consumer failed');
+      log.warn({ error: describeError(error) }, 'closing the consumer failed');
     });
     if (this.#loop) await this.#loop;
     const sink = this.#sink;
     if (sink) await sink.then((s) => s.close()).catch(() => undefined);
     await this.#deps.fn.close();
-    log.info({ trigger: this.#cfg.trigger, aborted, abandoned: left.length }, 'stopped');
+    log.info({ aborted, abandoned: left.length }, 'stopped');
     return { aborted, abandoned: left.length };
   }
 }

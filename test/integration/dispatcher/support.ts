@@ -173,7 +173,7 @@ export function spawnDispatcher(env: Record<string, string>): Child {
     err += c.toString();
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.on('exit', (code, signal) => resolve({ code, signal })),
+    proc.on('close', (code, signal) => resolve({ code, signal })),
   );
   return { proc, stdout: () => out, stderr: () => err, exited };
 }
