@@ -10,6 +10,8 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runBenches } from './bench.ts';
+import { runDemo } from './demo.ts';
 import { ensureGoTools, type KubeHandle, startKube } from './kube.ts';
 import { groupAlive, release, sleep, stopAll } from './lib/proc.ts';
 import { ensurePulsarDistribution, type PulsarHandle, startPulsar } from './pulsar.ts';
@@ -76,19 +78,22 @@ const given = (...names: string[]) => names.every((n) => Boolean(process.env[n])
  * PULSAR_ADMIN_URL (plain broker), PULSAR_SECURE_* (secure broker), KUBECONFIG (API server; then
  * KUBECONFIG_UNPRIVILEGED is needed too).
  */
-async function startServers(): Promise<Servers> {
+async function startServers(opts: { secure?: boolean } = {}): Promise<Servers> {
   const usePlain = given('PULSAR_SERVICE_URL', 'PULSAR_ADMIN_URL');
-  const useSecure = given(
-    'PULSAR_SECURE_SERVICE_URL',
-    'PULSAR_SECURE_ADMIN_URL',
-    'PULSAR_SECURE_CA_FILE',
-    'PULSAR_SECURE_ADMIN_TOKEN',
-    'PULSAR_SECURE_CLIENT_TOKEN',
-  );
+  // The demo needs no secure broker: `secure: false` neither starts nor expects one.
+  const useSecure =
+    opts.secure === false ||
+    given(
+      'PULSAR_SECURE_SERVICE_URL',
+      'PULSAR_SECURE_ADMIN_URL',
+      'PULSAR_SECURE_CA_FILE',
+      'PULSAR_SECURE_ADMIN_TOKEN',
+      'PULSAR_SECURE_CLIENT_TOKEN',
+    );
   const useKube = given('KUBECONFIG');
   for (const [used, what] of [
     [usePlain, 'plain Pulsar from PULSAR_SERVICE_URL'],
-    [useSecure, 'secure Pulsar from PULSAR_SECURE_*'],
+    [useSecure && opts.secure !== false, 'secure Pulsar from PULSAR_SECURE_*'],
     [useKube, 'Kubernetes API server from KUBECONFIG'],
   ] as const) {
     if (used) process.stderr.write(`using existing ${what}\n`);
@@ -253,6 +258,52 @@ async function cmdServe(): Promise<number> {
   return 0;
 }
 
+async function cmdDemo(): Promise<number> {
+  await step('build go tools', ensureGoTools);
+  await step('pulsar distribution', ensurePulsarDistribution);
+  const s = await startServers({ secure: false });
+  const stopSignal = new Promise((resolve) => {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, resolve);
+  });
+  // On Ctrl-C, lib/proc.ts also stops every process it started and exits; remove the servers' folders then.
+  process.once('exit', () => {
+    for (const d of [s.plain?.dataDir, s.kube?.dir]) if (d) rmSync(d, { recursive: true, force: true });
+  });
+  let code = 1;
+  try {
+    code = await runDemo({
+      env: { ...pick(process.env), ...s.env },
+      exitAfterReady: process.env.KPT_DEMO_EXIT_AFTER_READY === '1',
+      namespace: process.env.KPT_DEMO_NAMESPACE || undefined,
+      stopSignal,
+    });
+  } finally {
+    await stopServers(s);
+  }
+  return code;
+}
+
+async function cmdBench(): Promise<number> {
+  await step('build go tools', ensureGoTools);
+  await step('pulsar distribution', ensurePulsarDistribution);
+  const s = await startServers();
+  let code = 1;
+  try {
+    code = await runBenches({ ...pick(process.env), ...s.env }, process.argv.slice(3));
+  } finally {
+    await stopServers(s);
+    await stopAll();
+  }
+  return code;
+}
+
+/** The servers' variables already in the environment (reused servers). */
+function pick(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v && /^(PULSAR_|KUBECONFIG|KPT_BIN_DIR$)/.test(k)) out[k] = v;
+  return out;
+}
+
 const commands: Record<string, () => Promise<number> | number> = {
   test: cmdTest,
   up: cmdUp,
@@ -260,6 +311,8 @@ const commands: Record<string, () => Promise<number> | number> = {
   env: cmdEnv,
   'run-tests': cmdRunTests,
   serve: cmdServe,
+  demo: cmdDemo,
+  bench: cmdBench,
 };
 
 const name = process.argv[2] ?? '';
