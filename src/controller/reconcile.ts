@@ -324,6 +324,11 @@ export class Reconciler {
       actions.push('remove finalizer');
     }
 
+    // Status waits for the Deployment's own watch event, which brings this key back: with many triggers at once,
+    // every Deployment gets created before any status is written (the queue is first in, first out).
+    if (actions.some((a) => a.startsWith('create deployment') || a.startsWith('apply deployment')))
+      return { actions };
+
     const live = this.d.deployments.get(r.name, r.namespace);
     const replicas =
       typeof live?.spec?.replicas === 'number'
@@ -453,12 +458,6 @@ export class Reconciler {
       try {
         await this.d.kube.createDeployment(r.deployment);
         actions.push(`create deployment ${r.namespace}/${r.name}`);
-        await this.d.kube.event(
-          trigger,
-          'Normal',
-          'DeploymentCreated',
-          `Created Deployment ${r.namespace}/${r.name}`,
-        );
       } catch (e) {
         if (httpStatus(e) === 409)
           return `Deployment ${r.namespace}/${r.name} already exists and was not created by this controller`;
