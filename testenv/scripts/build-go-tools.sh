@@ -5,7 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${KPT_CACHE:-$HOME/.cache/kpt}
-key=$(cat "$here"/gobin/*/go.mod "$here"/gobin/*/go.sum | sha256sum | cut -c1-16)
+key=$(cat "$here"/gobin/*/go.mod "$here"/gobin/*/go.sum "$0" | sha256sum | cut -c1-16)
 out="$cache/gobin-$key"
 want=(etcd kube-apiserver kube-controller-manager kubectl helm)
 missing=0
@@ -28,6 +28,17 @@ build() { # module-dir output package
     local vp=k8s.io/component-base/version
     ld="$ld -X $vp.gitVersion=$v -X $vp.gitMajor=1 -X $vp.gitMinor=$minor -X $vp.gitTreeState=clean"
     ld="$ld -X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+  fi
+  if [ "$dir" = helm ]; then
+    # helm's own release build stamps its version and the Kubernetes version it assumes for `helm template`
+    # (from the client-go it links); without them it reports v0.0.0 and assumes Kubernetes 1.20.
+    local hv cg
+    hv=$(sed -n 's/^require helm.sh\/helm\/v3 \(v[0-9.]*\)$/\1/p' "$here/gobin/helm/go.mod")
+    cg=$(cd "$here/gobin/helm" && go list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2)
+    ld="$ld -X helm.sh/helm/v3/internal/version.version=$hv"
+    for vpkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+      ld="$ld -X $vpkg.k8sVersionMajor=1 -X $vpkg.k8sVersionMinor=$cg"
+    done
   fi
   (cd "$here/gobin/$dir" && go build -trimpath -ldflags="$ld" -o "$out/$name.tmp" "$pkg")
   mv "$out/$name.tmp" "$out/$name"
