@@ -1,6 +1,9 @@
-// MurmurHash3, x86 32-bit variant, and the partition router of the Java client's default mode: a keyed
-// message goes to (murmur3_32(utf8(key), seed 0) & 0x7fffffff) % partitions, so the same key lands on the
-// same partition whichever client produced it; messages without a key go round-robin. Pure.
+// MurmurHash3, x86 32-bit variant, and the partition router of the Java client's RoundRobinPartition mode:
+// a keyed message goes to (hash(key) & 0x7fffffff) % partitions, so the same key lands on the same partition
+// whichever client produced it; messages without a key go round-robin. Two hashing schemes, as in the Java
+// client's ProducerBuilder.hashingScheme(): Murmur3_32Hash (murmur3_32 of the UTF-8 bytes, seed 0; our
+// default, as the C++/Go clients and Pulsar's Key_Shared use it) and JavaStringHash (String.hashCode(), the
+// Java producer's own default). Pure.
 
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
@@ -40,8 +43,25 @@ export function murmur3_32(bytes: Uint8Array, seed = 0): number {
 
 const encoder = new TextEncoder();
 
-/** The partition the Java client's default router picks for `key`. */
-export function partitionForKey(key: string | Uint8Array, partitions: number): number {
+export type HashingScheme = 'Murmur3_32Hash' | 'JavaStringHash';
+
+/** java.lang.String#hashCode(): over UTF-16 code units, as a signed 32-bit integer. */
+export function javaStringHash(s: string): number {
+  let h = 0;
+  for (let i = 0; i < s.length; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;
+  return h;
+}
+
+/** The partition the Java client's router picks for `key` with the given hashing scheme. */
+export function partitionForKey(
+  key: string | Uint8Array,
+  partitions: number,
+  scheme: HashingScheme = 'Murmur3_32Hash',
+): number {
+  if (scheme === 'JavaStringHash') {
+    const s = typeof key === 'string' ? key : new TextDecoder().decode(key);
+    return (javaStringHash(s) & 0x7fffffff) % partitions;
+  }
   const bytes = typeof key === 'string' ? encoder.encode(key) : key;
   return (murmur3_32(bytes) & 0x7fffffff) % partitions;
 }
@@ -49,15 +69,17 @@ export function partitionForKey(key: string | Uint8Array, partitions: number): n
 /** Chooses a partition per message: by key hash, or round-robin for messages without a key. */
 export class PartitionRouter {
   #next: number;
+  readonly scheme: HashingScheme;
 
   /** `start` is the first round-robin partition (the Java client starts at a random one). */
-  constructor(start = Math.floor(Math.random() * 0x7fffffff)) {
+  constructor(scheme: HashingScheme = 'Murmur3_32Hash', start = Math.floor(Math.random() * 0x7fffffff)) {
+    this.scheme = scheme;
     this.#next = start;
   }
 
   choose(key: string | undefined, partitions: number): number {
     if (partitions <= 1) return 0;
-    if (key !== undefined && key !== '') return partitionForKey(key, partitions);
+    if (key !== undefined && key !== '') return partitionForKey(key, partitions, this.scheme);
     const p = this.#next % partitions;
     this.#next = (this.#next + 1) % 0x7fffffff;
     return p;

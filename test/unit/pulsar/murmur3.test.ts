@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { murmur3_32, PartitionRouter, partitionForKey } from '../../../src/pulsar/murmur3.ts';
+import { javaStringHash, murmur3_32, PartitionRouter, partitionForKey } from '../../../src/pulsar/murmur3.ts';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
@@ -31,7 +31,7 @@ test('partitionForKey: stable, in range, non-negative, and key bytes are UTF-8',
 });
 
 test('PartitionRouter: keys hash, no key goes round-robin over every partition', () => {
-  const r = new PartitionRouter(2);
+  const r = new PartitionRouter('Murmur3_32Hash', 2);
   assert.deepEqual(
     [0, 1, 2, 3, 4].map(() => r.choose(undefined, 4)),
     [2, 3, 0, 1, 2],
@@ -47,4 +47,16 @@ test('PartitionRouter: keys hash, no key goes round-robin over every partition',
     counts.every((c) => c > 50),
     `keys spread over partitions: ${counts}`,
   );
+});
+
+test('JavaStringHash: String.hashCode() over UTF-16 code units', () => {
+  assert.equal(javaStringHash(''), 0);
+  assert.equal(javaStringHash('hello'), 99162322);
+  assert.equal(javaStringHash('polygenelubricants'), -2147483648);
+  assert.equal(javaStringHash('key-2-ü'), javaStringHash('key-2-\u00fc'));
+  assert.equal(partitionForKey('hello', 7, 'JavaStringHash'), 99162322 % 7);
+  // Integer.MIN_VALUE & MAX_VALUE = 0.
+  assert.equal(partitionForKey('polygenelubricants', 5, 'JavaStringHash'), 0);
+  const r = new PartitionRouter('JavaStringHash');
+  assert.equal(r.choose('hello', 7), 99162322 % 7);
 });
