@@ -7,6 +7,8 @@ import {
   type CommandAck_AckType,
   CommandSubscribe_InitialPosition,
   CommandSubscribe_SubType,
+  type KeySharedMeta,
+  KeySharedMode,
   type KeyValue,
   type MessageIdData,
   ServerError as ServerErrorCodes,
@@ -105,6 +107,39 @@ export interface SubscribeArgs {
   startMessageId?: MessageIdData | undefined;
   priorityLevel?: number | undefined;
   readCompacted?: boolean | undefined;
+  /** Key_Shared only; default auto-split. */
+  keySharedPolicy?: KeySharedPolicy | undefined;
+}
+
+/**
+ * Key_Shared modes. AutoSplit: the broker splits the key-hash range among consumers. Sticky: this consumer
+ * takes the given inclusive ranges of the 0..65535 key-hash space (murmur3 of the key mod 65536), which must
+ * not overlap those of other consumers.
+ */
+export type KeySharedPolicy =
+  | { mode: 'AutoSplit'; allowOutOfOrderDelivery?: boolean | undefined }
+  | {
+      mode: 'Sticky';
+      ranges: readonly (readonly [start: number, end: number])[];
+      allowOutOfOrderDelivery?: boolean | undefined;
+    };
+
+/** Checks a Sticky policy's ranges (in 0..65535, start <= end, not overlapping); returns a problem or undefined. */
+export function keySharedPolicyProblem(p: KeySharedPolicy): string | undefined {
+  if (p.mode === 'AutoSplit') return undefined;
+  if (p.mode !== 'Sticky') return `unknown Key_Shared mode '${(p as { mode: string }).mode}'`;
+  if (!Array.isArray(p.ranges) || p.ranges.length === 0)
+    return 'Sticky Key_Shared needs at least one hash range';
+  const sorted = [...p.ranges].sort((a, b) => a[0] - b[0]);
+  let prevEnd = -1;
+  for (const [start, end] of sorted) {
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > 65535 || start > end) {
+      return `invalid hash range [${start}, ${end}]: expected 0 <= start <= end <= 65535`;
+    }
+    if (start <= prevEnd) return `hash range [${start}, ${end}] overlaps the range ending at ${prevEnd}`;
+    prevEnd = end;
+  }
+  return undefined;
 }
 
 export function subscribe(a: SubscribeArgs): BaseCommand {
@@ -127,11 +162,23 @@ export function subscribe(a: SubscribeArgs): BaseCommand {
           ? CommandSubscribe_InitialPosition.Earliest
           : CommandSubscribe_InitialPosition.Latest,
       subscriptionProperties: [],
-      keySharedMeta:
-        a.subscriptionType === 'Key_Shared'
-          ? { keySharedMode: 0, hashRanges: [], allowOutOfOrderDelivery: false }
-          : undefined,
+      keySharedMeta: a.subscriptionType === 'Key_Shared' ? keySharedMeta(a.keySharedPolicy) : undefined,
     },
+  };
+}
+
+function keySharedMeta(p: KeySharedPolicy | undefined): KeySharedMeta {
+  if (p?.mode === 'Sticky') {
+    return {
+      keySharedMode: KeySharedMode.STICKY,
+      hashRanges: p.ranges.map(([start, end]) => ({ start, end })),
+      allowOutOfOrderDelivery: p.allowOutOfOrderDelivery ?? false,
+    };
+  }
+  return {
+    keySharedMode: KeySharedMode.AUTO_SPLIT,
+    hashRanges: [],
+    allowOutOfOrderDelivery: p?.allowOutOfOrderDelivery ?? false,
   };
 }
 
