@@ -2,6 +2,7 @@
 // cumulative acks (grouped), negative acks with delay, seek, unsubscribe, close, and reconnect after a lost
 // connection or a broker-initiated CLOSE_CONSUMER.
 
+import { type ChunkAction, ChunkAssembler, type ChunkAssemblerOptions } from './chunks.ts';
 import { Backoff, isRetriable, type PulsarClient } from './client.ts';
 import * as cmds from './commands.ts';
 import { decompress } from './compression.ts';
@@ -34,6 +35,15 @@ export interface ConsumerOptions {
   batchIndexAck?: boolean;
   /** Failover: the consumer with the highest priority (lowest number) is active. */
   priorityLevel?: number;
+  /** Partitioned topics: how often new partitions are looked for. Default 60 s; 0 disables. */
+  autoUpdatePartitionsIntervalMs?: number;
+  /** Key_Shared: auto-split (default) or sticky hash ranges. */
+  keySharedPolicy?: cmds.KeySharedPolicy;
+  /**
+   * Chunked messages: expiry of incomplete sets (default 60 s, their chunks are then acked), pending sets
+   * (default 10, the oldest is redelivered to make room) and bytes held (default 128 MiB).
+   */
+  chunking?: ChunkAssemblerOptions;
 }
 
 export interface Message {
@@ -97,6 +107,8 @@ class ReceivedMessage implements Message {
   readonly orderingKey: Uint8Array | undefined;
   /** @internal */
   readonly batch: BatchState | null;
+  /** @internal Every chunk entry of a chunked message (acked together). */
+  chunkIds: MessageIdData[] | undefined = undefined;
 
   constructor(
     messageId: MessageId,
@@ -167,6 +179,8 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
   #reconnectTimer: NodeJS.Timeout | null = null;
   #connectedOnce = false;
   #reachedEnd = false;
+  readonly #chunks: ChunkAssembler<MessageIdData>;
+  #chunkTimer: NodeJS.Timeout | null = null;
 
   constructor(client: PulsarClient, opts: ConsumerOptions, id: bigint) {
     if (!opts?.subscription) {
@@ -194,6 +208,21 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
     this.#nackDelay = Math.max(0, opts.nackRedeliveryDelayMs ?? 60_000);
     this.#ackGroupingMs = Math.max(0, opts.ackGroupingMs ?? 10);
     this.#backoff = new Backoff(client.initialBackoffMs, client.maxBackoffMs);
+    if (opts.keySharedPolicy) {
+      const problem =
+        this.subscriptionType === 'Key_Shared'
+          ? cmds.keySharedPolicyProblem(opts.keySharedPolicy)
+          : 'keySharedPolicy is only for Key_Shared subscriptions';
+      if (problem) {
+        throw new PulsarError(PulsarErrorCode.InvalidArgument, `subscribe: ${problem}`, {
+          topic: this.topic,
+        });
+      }
+    }
+    this.#chunks = new ChunkAssembler<MessageIdData>(
+      (a, b) => a.ledgerId === b.ledgerId && a.entryId === b.entryId,
+      opts.chunking,
+    );
   }
 
   get #where() {
@@ -244,6 +273,7 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
           initialPosition: this.#opts.initialPosition ?? 'Latest',
           durable: this.#opts.durable ?? true,
           priorityLevel: this.#opts.priorityLevel,
+          keySharedPolicy: this.#opts.keySharedPolicy,
         }),
         requestId,
         { topic: this.topic },
@@ -264,6 +294,7 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
     this.#connectedOnce = true;
     // Fresh connection: whatever was buffered will be redelivered by the broker, so drop it and ask for a full queue.
     this.#clearQueue();
+    this.#chunks.clear();
     this.#permits = 0;
     cnx.send(cmds.flow(this.#id, this.#queueSize));
     this.#flushAcks();
@@ -337,7 +368,7 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
       return;
     }
     if (meta.numChunksFromMsg > 1) {
-      this.#onChunk(idData, meta, payload);
+      this.#onChunk(idData, meta, payload, command.redeliveryCount ?? 0);
       return;
     }
     if (meta.compression !== 0) {
@@ -446,13 +477,86 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
     if (skipped > 0) this.#addPermits(skipped);
   }
 
-  /** Chunked messages (issue 5): reassembly goes here. Until then a chunk is reported and discarded. */
-  #onChunk(idData: MessageIdData, meta: MessageMeta, _payload: Uint8Array): void {
-    this.#discard(
-      idData,
-      `chunked message ${meta.uuid} (chunk ${meta.chunkId + 1} of ${meta.numChunksFromMsg}) is not supported yet`,
-      1,
+  /** One chunk of a chunked message: reassembled; the whole message is delivered when its last chunk arrives. */
+  #onChunk(idData: MessageIdData, meta: MessageMeta, payload: Uint8Array, redeliveryCount: number): void {
+    const r = this.#chunks.add(
+      { ledgerId: idData.ledgerId, entryId: idData.entryId, ackSet: [] },
+      {
+        uuid: meta.uuid ?? '',
+        chunkId: meta.chunkId,
+        numChunks: meta.numChunksFromMsg,
+        totalSize: meta.totalChunkMsgSize,
+        publishTime: meta.publishTime,
+      },
+      payload,
+      Date.now(),
     );
+    this.#applyChunkActions(r.actions);
+    const done = r.complete;
+    if (!done) {
+      this.#addPermits(1); // this chunk's entry is held by the assembler, not the receiver queue
+      this.#scheduleChunkExpiry();
+      return;
+    }
+    let whole = done.payload;
+    if (meta.compression !== 0) {
+      try {
+        whole = decompress(meta.compression, whole, meta.uncompressedSize);
+      } catch (e) {
+        this.#discard(idData, `chunked message ${done.uuid}: ${(e as Error).message}`, 1);
+        return;
+      }
+    }
+    const first = done.ids[0] as MessageIdData;
+    const m = new ReceivedMessage(
+      new MessageId(first.ledgerId, first.entryId, this.#partition, -1, 0),
+      whole,
+      meta.partitionKey,
+      meta.properties,
+      meta.eventTime,
+      meta,
+      redeliveryCount,
+      this.topic,
+      meta.orderingKey,
+      null,
+    );
+    m.chunkIds = done.ids;
+    this.#deliver(m);
+  }
+
+  #applyChunkActions(actions: ChunkAction<MessageIdData>[]): void {
+    for (const a of actions) {
+      this.#client.logger.warn(
+        { ...this.#where, uuid: a.uuid, chunks: a.ids.length, decision: a.decision, reason: a.reason },
+        'chunked message dropped',
+      );
+      if (a.decision === 'ack') {
+        for (const id of a.ids) this.#queueAck(id);
+      } else if (a.decision === 'redeliver') {
+        const due = Date.now() + this.#nackDelay;
+        for (const id of a.ids) this.#nacks.set(entryKey(id), { data: id, due });
+        this.#scheduleNackTimer();
+      }
+    }
+  }
+
+  #scheduleChunkExpiry(): void {
+    if (this.#chunkTimer || this.#chunks.pendingMessages === 0) return;
+    this.#chunkTimer = setTimeout(
+      () => {
+        this.#chunkTimer = null;
+        if (this.#state !== 'ready') return;
+        this.#applyChunkActions(this.#chunks.expire(Date.now()));
+        this.#scheduleChunkExpiry();
+      },
+      Math.min(1000, Math.max(10, this.#chunks.expireMs / 4)),
+    );
+    this.#chunkTimer.unref();
+  }
+
+  /** Chunked messages waiting for their remaining chunks (and the bytes they hold). */
+  get pendingChunks(): { messages: number; bytes: number } {
+    return { messages: this.#chunks.pendingMessages, bytes: this.#chunks.pendingBytes };
   }
 
   /** Drops a message that cannot be delivered; it stays unacked on the broker (redelivered later). */
@@ -569,6 +673,11 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
           batchSize: batch.size,
         });
       }
+    } else if (m.chunkIds) {
+      for (const c of m.chunkIds) {
+        this.#nacks.delete(entryKey(c));
+        this.#queueAck(c);
+      }
     } else {
       this.#nacks.delete(entryKey(id));
       this.#queueAck({ ledgerId: id.ledgerId, entryId: id.entryId, ackSet: [] });
@@ -666,6 +775,11 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
     if (this.#state === 'closed') return;
     const m = this.#asReceived(msg, 'nack');
     const key = entryKey(m.messageId);
+    for (const c of m.chunkIds ?? []) {
+      const k = entryKey(c);
+      if (k !== key && !this.#nacks.has(k))
+        this.#nacks.set(k, { data: c, due: Date.now() + this.#nackDelay });
+    }
     if (!this.#nacks.has(key)) {
       this.#nacks.set(key, {
         data: { ledgerId: m.messageId.ledgerId, entryId: m.messageId.entryId, ackSet: [] },
@@ -726,6 +840,7 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
     this.#pendingCumulative = null;
     this.#nacks.clear();
     this.#batches.clear();
+    this.#chunks.clear();
     await cnx.request(cmds.seek(this.#id, requestId, arg), requestId, { topic: this.topic });
     // The broker disconnects the subscription's consumers after a seek; we reconnect from the new position.
     this.#clearQueue();
@@ -776,8 +891,10 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
     this.#state = 'closed';
     this.#closedError = err;
     this.#cnx = null;
-    for (const t of [this.#ackTimer, this.#nackTimer, this.#reconnectTimer]) if (t) clearTimeout(t);
-    this.#ackTimer = this.#nackTimer = this.#reconnectTimer = null;
+    for (const t of [this.#ackTimer, this.#nackTimer, this.#reconnectTimer, this.#chunkTimer])
+      if (t) clearTimeout(t);
+    this.#ackTimer = this.#nackTimer = this.#reconnectTimer = this.#chunkTimer = null;
+    this.#chunks.clear();
     this.#clearQueue();
     this.#batches.clear();
     this.#nacks.clear();
