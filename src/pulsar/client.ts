@@ -74,7 +74,15 @@ export class PulsarClient {
 
   async subscribe(opts: ConsumerOptions): Promise<Consumer> {
     this.#checkOpen('subscribe');
-    const consumer = new Consumer(this, opts, this.#nextConsumerId++);
+    const partitions = await this.partitions(opts?.topic);
+    let consumer: Consumer;
+    if (partitions > 0) {
+      // Loaded on demand: partitioned.ts extends Consumer and Producer, which import this module.
+      const { PartitionedConsumer } = await import('./partitioned.ts');
+      consumer = new PartitionedConsumer(this, opts, this.#nextConsumerId++, partitions);
+    } else {
+      consumer = new Consumer(this, opts, this.#nextConsumerId++);
+    }
     this.#consumers.add(consumer);
     try {
       await consumer.start();
@@ -87,7 +95,14 @@ export class PulsarClient {
 
   async createProducer(opts: ProducerOptions): Promise<Producer> {
     this.#checkOpen('createProducer');
-    const producer = new Producer(this, opts, this.#nextProducerId++);
+    const partitions = await this.partitions(opts?.topic);
+    let producer: Producer;
+    if (partitions > 0) {
+      const { PartitionedProducer } = await import('./partitioned.ts');
+      producer = new PartitionedProducer(this, opts, this.#nextProducerId++, partitions);
+    } else {
+      producer = new Producer(this, opts, this.#nextProducerId++);
+    }
     this.#producers.add(producer);
     try {
       await producer.start();

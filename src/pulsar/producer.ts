@@ -8,6 +8,7 @@ import type { Connection, ProducerHandler } from './connection.ts';
 import { PulsarError, PulsarErrorCode, ServerError } from './errors.ts';
 import { encodePayloadCommand } from './frame.ts';
 import { MessageId } from './message-id.ts';
+import type { HashingScheme } from './murmur3.ts';
 import type {
   CommandSendError,
   CommandSendReceipt,
@@ -27,8 +28,15 @@ export interface ProducerOptions {
   batchingMaxDelayMs?: number;
   /** Messages sent and not yet acknowledged by the broker; send() waits beyond this. Default 1000. */
   maxPendingMessages?: number;
-  /** Issue 5 registers the codecs; NONE (default) needs none. */
+  /** LZ4, ZLIB, ZSTD or SNAPPY compress each batch (or single message); default NONE. */
   compressionType?: CompressionName;
+  /** Partitioned topics: how often new partitions are looked for. Default 60 s; 0 disables. */
+  autoUpdatePartitionsIntervalMs?: number;
+  /**
+   * Partitioned topics: the key hash that picks a keyed message's partition. Default 'Murmur3_32Hash';
+   * 'JavaStringHash' matches a Java producer left at its own default.
+   */
+  hashingScheme?: HashingScheme;
 }
 
 export interface OutgoingMessage {
