@@ -262,10 +262,20 @@ async function cmdDemo(): Promise<number> {
   await step('build go tools', ensureGoTools);
   await step('pulsar distribution', ensurePulsarDistribution);
   const s = await startServers({ secure: false });
-  const stopSignal = new Promise((resolve) => {
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, resolve);
-  });
-  // On Ctrl-C, lib/proc.ts also stops every process it started and exits; remove the servers' folders then.
+  // Once the demo is up, Ctrl-C stops it in order (trigger, agent, controller, identity, then the servers)
+  // instead of lib/proc.ts's immediate stop-everything-and-exit; a second Ctrl-C does that. proc.ts's exit hook
+  // still kills whatever is left if the process ends some other way.
+  const waitForStop = () =>
+    new Promise((resolve) => {
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+        process.removeAllListeners(sig);
+        process.once(sig, () => {
+          process.stderr.write('\nstopping (Ctrl-C again to stop at once)\n');
+          resolve(sig);
+          process.once(sig, () => void stopAll().finally(() => process.exit(130)));
+        });
+      }
+    });
   process.once('exit', () => {
     for (const d of [s.plain?.dataDir, s.kube?.dir]) if (d) rmSync(d, { recursive: true, force: true });
   });
@@ -275,11 +285,14 @@ async function cmdDemo(): Promise<number> {
       env: { ...pick(process.env), ...s.env },
       exitAfterReady: process.env.KPT_DEMO_EXIT_AFTER_READY === '1',
       namespace: process.env.KPT_DEMO_NAMESPACE || undefined,
-      stopSignal,
+      waitForStop,
     });
   } finally {
     await stopServers(s);
+    await stopAll();
   }
+  // Idle keep-alive sockets of the API and Pulsar clients must not keep the demo alive.
+  setTimeout(() => process.exit(code), 1000);
   return code;
 }
 

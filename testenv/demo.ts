@@ -24,8 +24,8 @@ export interface DemoOptions {
   env: Record<string, string>;
   exitAfterReady: boolean;
   namespace?: string | undefined;
-  /** Resolves when the demo should stop (Ctrl-C). */
-  stopSignal: Promise<unknown>;
+  /** Called once the demo is up; resolves when it should stop (Ctrl-C). */
+  waitForStop: () => Promise<unknown>;
 }
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
@@ -239,7 +239,7 @@ Logs: ${logs}
 
 ${opts.exitAfterReady ? 'KPT_DEMO_EXIT_AFTER_READY=1: stopping now.' : 'Press Ctrl-C to stop everything the demo started.'}`);
 
-    if (!opts.exitAfterReady) await opts.stopSignal;
+    if (!opts.exitAfterReady) await opts.waitForStop();
   } catch (e) {
     code = 1;
     process.stderr.write(`\ndemo failed: ${e instanceof Error ? e.message : String(e)}\nlogs: ${logs}\n`);
