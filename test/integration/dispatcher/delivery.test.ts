@@ -93,8 +93,7 @@ describe('delivery', () => {
   test('text, JSON, binary and 5 MiB payloads arrive byte-exact with the right headers (unbatched)', () =>
     byteExact(false));
 
-  // Batching on: the 5 MiB message goes alone in a batch of one. Fails while the producer omits
-  // num_messages_in_batch=1 (the generated encoder skips proto defaults) and the consumer then reads the batch
-  // framing as payload.
+  // Batching on: the 5 MiB message goes alone in a batch of one (a regression test for num_messages_in_batch=1,
+  // which the generated encoder used to drop, turning the batch framing into payload bytes).
   test('the same payloads produced with batching arrive byte-exact', () => byteExact(true));
 });

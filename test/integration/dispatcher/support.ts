@@ -117,7 +117,7 @@ export async function produce(
   try {
     const producer = await client.createProducer({
       topic,
-      // Batching only when asked: a lone message in a batch of one trips the client bug the delivery test names.
+      // Batching only when asked: most tests want one entry per message.
       ...(options.batching === true ? {} : { batchingMaxMessages: 1 }),
     });
     const ids = await Promise.all([...messages].map((m) => producer.send(m).then((id) => id.toString())));
