@@ -1,4 +1,4 @@
-// ZLIB (deflate with the zlib header, as java.util.zip.Deflater writes it) and ZSTD (one zstd frame), both
+// ZLIB (deflate with the zlib header, as java.util.zip.Deflater writes it, possibly without a final block) and ZSTD (one zstd frame), both
 // from node:zlib. Decompression stops at the declared size (maxOutputLength), so a bomb is cut off, not
 // allocated. ZSTD falls back to fzstd where node:zlib has no zstd.
 
@@ -19,7 +19,12 @@ export function zlibDecompress(src: Uint8Array, uncompressedSize: number): Uint8
   let out: Buffer;
   try {
     // One byte more than declared, so an entry longer than its claim is detected rather than truncated.
-    out = zlib.inflateSync(src, { maxOutputLength: Math.max(1, uncompressedSize + 1) });
+    // The Java client deflates with SYNC_FLUSH, not FINISH: its streams have no final block, so inflate
+    // must accept a stream that just ends (the exact size check below still catches truncation).
+    out = zlib.inflateSync(src, {
+      maxOutputLength: Math.max(1, uncompressedSize + 1),
+      finishFlush: zlib.constants.Z_SYNC_FLUSH,
+    });
   } catch (e) {
     throw decompressError('ZLIB', (e as Error).message, { uncompressedSize });
   }

@@ -114,3 +114,23 @@ test('LZ4: a match length beyond the declared size stops early', () => {
   block.set([0x1f, 0x61, 0x01, 0x00], 0);
   assert.throws(() => lz4Decompress(block, 100), /match past the declared size/);
 });
+
+test('ZLIB: a sync-flushed stream without a final block (as the Java client writes it) is read', async () => {
+  const zlib = await import('node:zlib');
+  const input = new TextEncoder().encode('java deflater sync flush '.repeat(200));
+  const full = zlib.deflateSync(input);
+  // A SYNC_FLUSH stream: the deflate data up to an empty stored block, no final block, no adler32.
+  const d = zlib.createDeflate();
+  const chunks: Buffer[] = [];
+  d.on('data', (c: Buffer) => chunks.push(c));
+  d.write(input);
+  await new Promise<void>((r) => d.flush(zlib.constants.Z_SYNC_FLUSH, () => r()));
+  const synced = Buffer.concat(chunks);
+  d.close();
+  assert.notDeepEqual(synced, full);
+  assert.deepEqual(Buffer.from(CODECS.ZLIB.decompress(synced, input.length)), Buffer.from(input));
+  assert.throws(
+    () => CODECS.ZLIB.decompress(synced.subarray(0, synced.length - 20), input.length),
+    PulsarError,
+  );
+});
