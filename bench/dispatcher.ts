@@ -119,6 +119,8 @@ function dispatcherChild(topic: string, subscription: string, fnUrl: string, por
       DISPATCH_CONCURRENCY: String(C),
       DISPATCHER_PORT: String(port),
       LOG_LEVEL: 'warn',
+      // To compare V8 heap settings: KPT_DISPATCHER_NODE_OPTIONS="--max-semi-space-size=1".
+      ...(process.env.KPT_DISPATCHER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.KPT_DISPATCHER_NODE_OPTIONS } : {}),
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
