@@ -285,6 +285,8 @@ class PodRunner {
       }
       configFailures = 0;
       this.#port = await freePort();
+      // stop() may have come while waiting; from here to spawnService nothing awaits, so stop() sees the process.
+      if (this.#stopped) break;
       const env: Record<string, string | undefined> = {};
       for (const k of Object.keys(process.env)) env[k] = undefined;
       for (const k of KEEP_ENV) env[k] = process.env[k];
