@@ -227,7 +227,8 @@ export async function publish(
       })
     : new PulsarClient({ serviceUrl: pulsarPlain().serviceUrl });
   try {
-    const producer = await client.createProducer({ topic });
+    // One entry per message, so a Shared subscription can spread them over several consumers.
+    const producer = await client.createProducer({ topic, batchingMaxMessages: 1 });
     const payloads: string[] = [];
     for (let i = 0; i < count; i++) payloads.push(`${prefix}-${i}`);
     await Promise.all(payloads.map((p) => producer.send({ payload: Buffer.from(p), key: p })));
