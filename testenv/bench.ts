@@ -129,7 +129,8 @@ function runOne(file: string, env: Record<string, string>): Promise<BenchRun> {
     const prefix = `[${file}] `;
     const onLines = (buf: { rest: string }, chunk: Buffer, out: NodeJS.WriteStream) => {
       buf.rest += chunk.toString();
-      const lines = buf.rest.split('\n');
+      // \r too: progress counters that rewrite their line show up as they go.
+      const lines = buf.rest.split(/\r\n|\n|\r/);
       buf.rest = lines.pop() ?? '';
       for (const l of lines) {
         const parsed = parseBenchLine(l);
