@@ -4,7 +4,7 @@
 // compiled.
 //
 //   produce --url U --topic T --count N [--size BYTES] [--compression NONE|LZ4|ZLIB|ZSTD|SNAPPY]
-//           [--keys k1,k2,...] [--hashing murmur3] [--chunking] [--no-batch] [--token TOKEN] [--ca FILE]
+//           [--keys k1,k2,...] [--hashing murmur3] [--chunking [--chunk-size BYTES]] [--no-batch] [--token TOKEN] [--ca FILE]
 //     prints: SENT <messageId> <key|-> <length> <sha256>
 //   consume --url U --topic T --sub S --count N [--timeout-ms MS] [--token TOKEN] [--ca FILE]
 //     prints: RECV <topic> <key|-> <length> <sha256> <compression-independent property "i">
@@ -71,6 +71,7 @@ public class KptJava {
         .blockIfQueueFull(true).sendTimeout(60, TimeUnit.SECONDS);
     if ("murmur3".equals(o.get("hashing"))) pb.hashingScheme(HashingScheme.Murmur3_32Hash);
     if (o.containsKey("chunking")) pb.enableChunking(true).enableBatching(false);
+    if (o.containsKey("chunk-size")) pb.chunkMaxMessageSize(Integer.parseInt(o.get("chunk-size")));
     else if (o.containsKey("no-batch")) pb.enableBatching(false);
     else pb.enableBatching(true).batchingMaxPublishDelay(5, TimeUnit.MILLISECONDS);
     try (Producer<byte[]> p = pb.create()) {
