@@ -64,8 +64,8 @@ export interface Message {
 /** State shared by the messages of one batch entry: which indexes are still unacked. */
 class BatchState {
   readonly size: number;
-  /** Bit i set = message i still unacked (the protocol's ack_set convention). */
-  readonly bits: bigint[];
+  /** 1 = message i still unacked. */
+  readonly #unacked: Uint8Array;
   remaining: number;
   readonly key: string;
 
@@ -73,24 +73,32 @@ class BatchState {
     this.key = key;
     this.size = size;
     this.remaining = size;
-    this.bits = [];
-    for (let i = 0; i < size; i += 64) {
-      const n = Math.min(64, size - i);
-      this.bits.push(n === 64 ? -1n : (1n << BigInt(n)) - 1n);
-    }
+    this.#unacked = new Uint8Array(size).fill(1);
   }
 
   isUnacked(i: number): boolean {
-    return ((BigInt.asUintN(64, this.bits[i >> 6] as bigint) >> BigInt(i & 63)) & 1n) === 1n;
+    return this.#unacked[i] === 1;
   }
 
   /** Marks index i acked; true if it was unacked. */
   clear(i: number): boolean {
-    if (!this.isUnacked(i)) return false;
-    const w = i >> 6;
-    this.bits[w] = BigInt.asIntN(64, (this.bits[w] as bigint) & ~(1n << BigInt(i & 63)));
+    if (this.#unacked[i] !== 1) return false;
+    this.#unacked[i] = 0;
     this.remaining--;
     return true;
+  }
+
+  /** The protocol's ack_set: 64-bit words, bit i set = message i still unacked. */
+  get bits(): bigint[] {
+    const words: bigint[] = [];
+    for (let w = 0; w * 64 < this.size; w++) {
+      let word = 0n;
+      for (let b = 0; b < 64 && w * 64 + b < this.size; b++) {
+        if (this.#unacked[w * 64 + b] === 1) word |= 1n << BigInt(b);
+      }
+      words.push(BigInt.asIntN(64, word));
+    }
+    return words;
   }
 }
 
@@ -669,7 +677,7 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
         this.#queueAck({
           ledgerId: id.ledgerId,
           entryId: id.entryId,
-          ackSet: batch.bits.slice(),
+          ackSet: batch.bits,
           batchSize: batch.size,
         });
       }

@@ -20,8 +20,8 @@ export class MessageId {
   readonly batchSize: number;
 
   constructor(ledgerId: bigint, entryId: bigint, partition = -1, batchIndex = -1, batchSize = 0) {
-    this.ledgerId = BigInt.asUintN(64, ledgerId);
-    this.entryId = BigInt.asUintN(64, entryId);
+    this.ledgerId = ledgerId < 0n ? BigInt.asUintN(64, ledgerId) : ledgerId;
+    this.entryId = entryId < 0n ? BigInt.asUintN(64, entryId) : entryId;
     this.partition = partition;
     this.batchIndex = batchIndex;
     this.batchSize = batchSize;
