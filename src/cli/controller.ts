@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { parseConfig, usage } from '../controller/config.ts';
 import { startController } from '../controller/controller.ts';
 import { ControllerError, describe } from '../controller/errors.ts';
-import { loadKubeConfig } from '../controller/kube.ts';
+import { type KubeConnection, loadKubeConnection } from '../controller/kubeapi.ts';
 
 export async function main(argv: readonly string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -19,9 +19,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const config = parsed.value;
   const log = pino({ level: config.logLevel, base: { component: 'controller' } });
-  let kc: ReturnType<typeof loadKubeConfig>;
+  let conn: KubeConnection;
   try {
-    kc = loadKubeConfig(config.kubeconfig);
+    conn = loadKubeConnection(config.kubeconfig);
   } catch (e) {
     log.fatal(
       { code: e instanceof ControllerError ? e.code : undefined, error: describe(e) },
@@ -36,7 +36,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const done = new Promise<number>((r) => {
     resolveDone = r;
   });
-  const controller = await startController(config, kc, log, (reason) => {
+  const controller = await startController(config, conn, log, (reason) => {
     log.error({ reason }, 'stopping');
     exitCode = 1;
     void shutdown();

@@ -51,7 +51,7 @@ export const OPTIONS: Option[] = [
   { flag: 'log-level', help: 'trace, debug, info, warn, error, fatal or silent.', default: 'info' },
   { flag: 'http-port', help: 'Port of /healthz, /readyz and /metrics (0: any free port).', default: '8080' },
   { flag: 'http-host', help: 'Address to listen on.', default: '0.0.0.0' },
-  { flag: 'workers', help: 'Triggers reconciled in parallel.', default: '8' },
+  { flag: 'workers', help: 'Triggers reconciled in parallel.', default: '16' },
   { flag: 'resync-period', help: 'Seconds between full resyncs from the cache.', default: '600' },
   {
     flag: 'leader-elect',

@@ -3,13 +3,13 @@
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KubeConfig, KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { GROUP, PLURAL, VERSION } from '../trigger/spec.ts';
 import type { ControllerConfig } from './config.ts';
 import { describe } from './errors.ts';
-import { KubeClient, OWNED_SELECTOR, type WatchedStore, watchedStore } from './kube.ts';
+import { Informer, MergedStore } from './informer.ts';
+import { KubeClient, OWNED_SELECTOR, paths, trimDeployment, trimTrigger } from './kube.ts';
+import { KubeApi, type KubeConnection } from './kubeapi.ts';
 import { LeaderElector, leaseApi } from './leader.ts';
 import { isSeedDeployment, type KubeObject, keyOf, ownerKey, Reconciler } from './reconcile.ts';
 import { WorkQueue } from './workqueue.ts';
@@ -22,6 +22,7 @@ export interface Metrics {
   queueDepth: Gauge;
   writes: Counter<'kind' | 'verb'>;
   leader: Gauge;
+  watches: Counter<'resource'>;
 }
 
 export function makeMetrics(): Metrics {
@@ -61,6 +62,12 @@ export function makeMetrics(): Metrics {
       help: '1 while this replica leads.',
       registers: [registry],
     }),
+    watches: new Counter({
+      name: 'kpt_controller_watches_total',
+      help: 'Watches started (the first, and each resumed one) by resource.',
+      labelNames: ['resource'],
+      registers: [registry],
+    }),
   };
 }
 
@@ -74,40 +81,40 @@ export interface Controller {
 
 export async function startController(
   config: ControllerConfig,
-  kc: KubeConfig,
+  conn: KubeConnection,
   log: Logger,
   onFatal: (reason: string) => void,
 ): Promise<Controller> {
   const metrics = makeMetrics();
-  const kube = new KubeClient(kc, (kind, verb) => metrics.writes.inc({ kind, verb }), config.identity);
+  // One connection per worker, plus a few for the Lease and events, so a full queue never waits for a socket.
+  const api = new KubeApi(conn, { connections: config.workers + 4 });
+  const kube = new KubeClient(api, (kind, verb) => metrics.writes.inc({ kind, verb }), config.identity);
   const queue = new WorkQueue();
   const nsParts = config.namespaces.length > 0 ? config.namespaces : [undefined];
 
   const onError = (what: string, e: unknown) =>
     log.warn({ what, error: describe(e) }, 'watch failed, retrying');
-  const triggers = watchedStore<KubernetesObject>(
-    kc,
-    'pulsartriggers',
-    nsParts.map((ns) => ({
-      path: ns
-        ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}`
-        : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-      list: () =>
-        (ns
-          ? kube.custom.listNamespacedCustomObject({
-              group: GROUP,
-              version: VERSION,
-              namespace: ns,
-              plural: PLURAL,
-            })
-          : kube.custom.listClusterCustomObject({
-              group: GROUP,
-              version: VERSION,
-              plural: PLURAL,
-            })) as Promise<KubernetesListObject<KubernetesObject>>,
-    })),
-    { onChange: (o) => queue.add(keyOf(o)), onError },
-  );
+  const informers = (
+    resource: string,
+    path: (ns: string | undefined) => string,
+    trim: (o: KubeObject) => KubeObject,
+    onChange: (o: KubeObject) => void,
+    labelSelector?: string,
+  ) =>
+    new MergedStore(
+      nsParts.map(
+        (ns) =>
+          new Informer(api, {
+            path: path(ns),
+            ...(labelSelector ? { labelSelector } : {}),
+            trim,
+            onChange,
+            onError,
+            onWatchStart: () => metrics.watches.inc({ resource }),
+          }),
+      ),
+    );
+  const triggers = informers('pulsartriggers', paths.triggers, trimTrigger, (o) => queue.add(keyOf(o)));
   // Owned objects route to their trigger through the kubeless.io/trigger annotation; the seed's Deployments
   // have none, so they route to any trigger of the same name.
   const routeOwned = (o: KubeObject) => {
@@ -117,20 +124,8 @@ export async function startController(
       for (const t of triggers.list()) if (t.metadata?.name === o.metadata?.name) queue.add(keyOf(t));
     }
   };
-  const deployments = watchedStore<KubernetesObject>(
-    kc,
-    'deployments',
-    nsParts.map((ns) => ({
-      path: ns ? `/apis/apps/v1/namespaces/${ns}/deployments` : '/apis/apps/v1/deployments',
-      labelSelector: OWNED_SELECTOR,
-      list: () =>
-        ns
-          ? kube.apps.listNamespacedDeployment({ namespace: ns, labelSelector: OWNED_SELECTOR })
-          : kube.apps.listDeploymentForAllNamespaces({ labelSelector: OWNED_SELECTOR }),
-    })),
-    { onChange: routeOwned, onError },
-  );
-  const stores: WatchedStore<KubernetesObject>[] = [triggers, deployments];
+  const deployments = informers('deployments', paths.deployments, trimDeployment, routeOwned, OWNED_SELECTOR);
+  const stores = [triggers, deployments];
   const synced = () => stores.every((s) => s.synced());
 
   const reconciler = new Reconciler({
@@ -190,7 +185,7 @@ export async function startController(
   const startWorking = async () => {
     running = true;
     metrics.leader.set(1);
-    for (const s of stores) await s.start();
+    for (const s of stores) s.start();
     // Reconciling before every cache is filled would mistake everything for missing or orphaned.
     while (!synced() && running) await new Promise((r) => setTimeout(r, 50));
     if (!running) return;
@@ -202,7 +197,7 @@ export async function startController(
   };
 
   const elector = config.leaderElect
-    ? new LeaderElector(leaseApi(kc), {
+    ? new LeaderElector(leaseApi(api), {
         name: config.leaseName,
         namespace: config.leaseNamespace,
         identity: config.identity,
@@ -261,6 +256,7 @@ export async function startController(
       metrics.leader.set(0);
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections?.();
+      await api.close();
     },
   };
 }

@@ -1,64 +1,102 @@
-// The Kubernetes side of the controller: informers (list + watch, resumed from the last resourceVersion, relisted
-// on 410 Gone) and the writes reconcile asks for. This is the only file that calls the API for triggers,
-// Deployments and Secrets; every write is counted, which is how the tests prove "no change, no write".
+// The Kubernetes side of the controller: the writes and reads reconcile asks for, the informers' paths, and what
+// the caches keep of each object. This is the only file that calls the API for triggers, Deployments and Secrets;
+// every write is counted, which is how the tests prove "no change, no write".
 
 import {
-  AppsV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  type Informer,
-  KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  makeInformer,
-  type ObjectCache,
-  PatchStrategy,
-  setHeaderOptions,
-} from '@kubernetes/client-node';
-import { CREATED_BY, CREATED_BY_VALUE, type JsonObject } from '../trigger/render.ts';
+  ANNOTATION_HASH,
+  ANNOTATION_TRIGGER,
+  CREATED_BY,
+  CREATED_BY_VALUE,
+  type JsonObject,
+} from '../trigger/render.ts';
 import { GROUP, KIND, PLURAL, type TriggerStatus, VERSION } from '../trigger/spec.ts';
-import { ControllerError, describe, httpStatus } from './errors.ts';
-import type { KubeObject, KubeWrites, Store } from './reconcile.ts';
+import { describe, httpStatus } from './errors.ts';
+import type { KubeApi } from './kubeapi.ts';
+import type { KubeObject, KubeWrites, Meta } from './reconcile.ts';
 
 export const FIELD_MANAGER = 'kubeless-pulsar-trigger';
 export const OWNED_SELECTOR = `${CREATED_BY}=${CREATED_BY_VALUE}`;
-
-export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  try {
-    if (path) kc.loadFromFile(path);
-    else kc.loadFromCluster();
-  } catch (e) {
-    throw new ControllerError(
-      'E_KUBECONFIG',
-      `cannot load ${path ? `kubeconfig ${path}` : 'in-cluster configuration'}`,
-      { path },
-      e,
-    );
-  }
-  if (!kc.getCurrentCluster()) {
-    throw new ControllerError('E_KUBECONFIG', `no cluster in ${path ?? 'in-cluster configuration'}`, {
-      path,
-    });
-  }
-  return kc;
-}
+const APPLY = 'application/apply-patch+yaml'; // JSON is YAML: server-side apply takes it as it is
+const MERGE = 'application/merge-patch+json';
 
 export type WriteCounter = (kind: string, verb: string) => void;
 
+const enc = encodeURIComponent;
+const ns = (namespace: string) => `namespaces/${enc(namespace)}`;
+export const paths = {
+  deployments: (namespace?: string) =>
+    namespace ? `/apis/apps/v1/${ns(namespace)}/deployments` : '/apis/apps/v1/deployments',
+  secrets: (namespace: string) => `/api/v1/${ns(namespace)}/secrets`,
+  configmaps: (namespace: string) => `/api/v1/${ns(namespace)}/configmaps`,
+  events: (namespace: string) => `/api/v1/${ns(namespace)}/events`,
+  triggers: (namespace?: string) =>
+    namespace
+      ? `/apis/${GROUP}/${VERSION}/${ns(namespace)}/${PLURAL}`
+      : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+};
+
+// --- trimming: what the caches keep ---------------------------------------------------------------------------
+
+function trimMeta(
+  m: Meta | undefined,
+  annotations: (a: Record<string, string>) => Record<string, string>,
+): Meta {
+  const out: Meta = {};
+  if (!m) return out;
+  if (m.name !== undefined) out.name = m.name;
+  if (m.namespace !== undefined) out.namespace = m.namespace;
+  if (m.uid !== undefined) out.uid = m.uid;
+  if (m.generation !== undefined) out.generation = m.generation;
+  if (m.resourceVersion !== undefined) out.resourceVersion = m.resourceVersion;
+  if (m.labels) out.labels = m.labels;
+  if (m.annotations) {
+    const a = annotations(m.annotations);
+    if (Object.keys(a).length > 0) out.annotations = a;
+  }
+  if (m.finalizers) out.finalizers = m.finalizers;
+  if (m.deletionTimestamp) out.deletionTimestamp = m.deletionTimestamp;
+  if (m.ownerReferences) out.ownerReferences = m.ownerReferences.map((r) => ({ uid: r.uid, kind: r.kind }));
+  return out;
+}
+
+const ours = (a: Record<string, string>) =>
+  Object.fromEntries(Object.entries(a).filter(([k]) => k === ANNOTATION_HASH || k === ANNOTATION_TRIGGER));
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+const notLastApplied = (a: Record<string, string>) =>
+  LAST_APPLIED in a ? Object.fromEntries(Object.entries(a).filter(([k]) => k !== LAST_APPLIED)) : a;
+
+/** A trigger: spec and status are what reconcile renders and compares; managedFields and kubectl's copy go. */
+export function trimTrigger(o: KubeObject): KubeObject {
+  return { metadata: trimMeta(o.metadata, notLastApplied), spec: o.spec, status: o.status };
+}
+
+/**
+ * A Deployment: reconcile compares the spec-hash annotation, not the spec, so of the spec only the selector (seed
+ * Deployments are told by it) and replicas (for status) are kept, and of the status only readyReplicas.
+ */
+export function trimDeployment(o: KubeObject): KubeObject {
+  const spec: Record<string, unknown> = {};
+  if (o.spec?.replicas !== undefined) spec.replicas = o.spec.replicas;
+  if (o.spec?.selector !== undefined) spec.selector = o.spec.selector;
+  const out: KubeObject = { metadata: trimMeta(o.metadata, ours), spec };
+  if (typeof o.status?.readyReplicas === 'number') out.status = { readyReplicas: o.status.readyReplicas };
+  return out;
+}
+
+/** A Secret as reconcile sees it: identity, labels and our annotations; never the data. */
+export function trimSecret(o: KubeObject): KubeObject {
+  return { metadata: trimMeta(o.metadata, ours) };
+}
+
+// --- writes and reads ------------------------------------------------------------------------------------------
+
 export class KubeClient implements KubeWrites {
-  readonly kc: KubeConfig;
-  readonly apps: AppsV1Api;
-  readonly core: CoreV1Api;
-  readonly custom: CustomObjectsApi;
+  readonly api: KubeApi;
   private readonly count: WriteCounter;
   private readonly identity: string;
 
-  constructor(kc: KubeConfig, count: WriteCounter, identity: string) {
-    this.kc = kc;
-    this.apps = kc.makeApiClient(AppsV1Api);
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.custom = kc.makeApiClient(CustomObjectsApi);
+  constructor(api: KubeApi, count: WriteCounter, identity: string) {
+    this.api = api;
     this.count = count;
     this.identity = identity;
   }
@@ -66,85 +104,80 @@ export class KubeClient implements KubeWrites {
   async createDeployment(obj: JsonObject): Promise<void> {
     this.count('Deployment', 'create');
     const namespace = (obj.metadata as JsonObject).namespace as string;
-    // biome-ignore lint/suspicious/noExplicitAny: a rendered Deployment is plain JSON of the V1Deployment shape
-    await this.apps.createNamespacedDeployment({ namespace, body: obj as any, fieldManager: FIELD_MANAGER });
+    await this.api.request('POST', paths.deployments(namespace), {
+      body: obj,
+      query: { fieldManager: FIELD_MANAGER },
+      discard: true,
+    });
   }
 
   async applyDeployment(obj: JsonObject): Promise<void> {
     this.count('Deployment', 'apply');
     const m = obj.metadata as JsonObject;
-    await this.apps.patchNamespacedDeployment(
-      {
-        name: m.name as string,
-        namespace: m.namespace as string,
-        body: obj,
-        fieldManager: FIELD_MANAGER,
-        force: true,
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
-    );
+    await this.api.request('PATCH', `${paths.deployments(m.namespace as string)}/${enc(m.name as string)}`, {
+      body: obj,
+      contentType: APPLY,
+      query: { fieldManager: FIELD_MANAGER, force: true },
+      discard: true,
+    });
   }
 
-  async deleteDeployment(namespace: string, name: string, uid: string): Promise<void> {
-    this.count('Deployment', 'delete');
+  private async deleteWithUid(path: string, uid: string, background: boolean): Promise<void> {
     try {
-      await this.apps.deleteNamespacedDeployment({
-        name,
-        namespace,
-        propagationPolicy: 'Background',
-        body: { preconditions: { uid } },
+      await this.api.request('DELETE', path, {
+        body: {
+          apiVersion: 'v1',
+          kind: 'DeleteOptions',
+          preconditions: { uid },
+          ...(background ? { propagationPolicy: 'Background' } : {}),
+        },
+        discard: true,
       });
     } catch (e) {
       if (httpStatus(e) !== 404) throw e;
     }
   }
 
-  async createSecret(obj: JsonObject): Promise<void> {
-    this.count('Secret', 'create');
-    const namespace = (obj.metadata as JsonObject).namespace as string;
-    // biome-ignore lint/suspicious/noExplicitAny: plain JSON of the V1Secret shape
-    await this.core.createNamespacedSecret({ namespace, body: obj as any, fieldManager: FIELD_MANAGER });
+  async deleteDeployment(namespace: string, name: string, uid: string): Promise<void> {
+    this.count('Deployment', 'delete');
+    await this.deleteWithUid(`${paths.deployments(namespace)}/${enc(name)}`, uid, true);
   }
 
-  async applySecret(obj: JsonObject): Promise<void> {
+  async createSecret(obj: JsonObject): Promise<KubeObject> {
+    this.count('Secret', 'create');
+    const namespace = (obj.metadata as JsonObject).namespace as string;
+    const created = await this.api.request<KubeObject>('POST', paths.secrets(namespace), {
+      body: obj,
+      query: { fieldManager: FIELD_MANAGER },
+    });
+    return trimSecret(created);
+  }
+
+  async applySecret(obj: JsonObject): Promise<KubeObject> {
     this.count('Secret', 'apply');
     const m = obj.metadata as JsonObject;
-    await this.core.patchNamespacedSecret(
-      {
-        name: m.name as string,
-        namespace: m.namespace as string,
-        body: obj,
-        fieldManager: FIELD_MANAGER,
-        force: true,
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+    const applied = await this.api.request<KubeObject>(
+      'PATCH',
+      `${paths.secrets(m.namespace as string)}/${enc(m.name as string)}`,
+      { body: obj, contentType: APPLY, query: { fieldManager: FIELD_MANAGER, force: true } },
     );
+    return trimSecret(applied);
   }
 
   async deleteSecret(namespace: string, name: string, uid: string): Promise<void> {
     this.count('Secret', 'delete');
-    try {
-      await this.core.deleteNamespacedSecret({ name, namespace, body: { preconditions: { uid } } });
-    } catch (e) {
-      if (httpStatus(e) !== 404) throw e;
-    }
+    await this.deleteWithUid(`${paths.secrets(namespace)}/${enc(name)}`, uid, false);
   }
 
   async patchTriggerStatus(namespace: string, name: string, status: TriggerStatus): Promise<void> {
     this.count(KIND, 'status');
     try {
-      await this.custom.patchNamespacedCustomObjectStatus(
-        {
-          group: GROUP,
-          version: VERSION,
-          namespace,
-          plural: PLURAL,
-          name,
-          body: { status },
-          fieldManager: FIELD_MANAGER,
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
+      await this.api.request('PATCH', `${paths.triggers(namespace)}/${enc(name)}/status`, {
+        body: { status },
+        contentType: MERGE,
+        query: { fieldManager: FIELD_MANAGER },
+        discard: true,
+      });
     } catch (e) {
       if (httpStatus(e) !== 404) throw e; // deleted meanwhile: nothing to report on
     }
@@ -158,18 +191,12 @@ export class KubeClient implements KubeWrites {
   ): Promise<void> {
     this.count(KIND, 'finalizers');
     // The resourceVersion makes this a compare-and-swap: a 409 means our view was stale and the key is retried.
-    await this.custom.patchNamespacedCustomObject(
-      {
-        group: GROUP,
-        version: VERSION,
-        namespace,
-        plural: PLURAL,
-        name,
-        body: { metadata: { finalizers, resourceVersion } },
-        fieldManager: FIELD_MANAGER,
-      },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+    await this.api.request('PATCH', `${paths.triggers(namespace)}/${enc(name)}`, {
+      body: { metadata: { finalizers, resourceVersion } },
+      contentType: MERGE,
+      query: { fieldManager: FIELD_MANAGER },
+      discard: true,
+    });
   }
 
   async event(
@@ -180,17 +207,19 @@ export class KubeClient implements KubeWrites {
   ): Promise<void> {
     this.count('Event', 'create');
     const m = trigger.metadata ?? {};
-    const now = new Date();
+    const namespace = m.namespace ?? 'default';
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     try {
-      await this.core.createNamespacedEvent({
-        namespace: m.namespace ?? 'default',
+      await this.api.request('POST', paths.events(namespace), {
         body: {
-          metadata: { generateName: `${m.name ?? 'trigger'}.`, namespace: m.namespace ?? 'default' },
+          apiVersion: 'v1',
+          kind: 'Event',
+          metadata: { generateName: `${m.name ?? 'trigger'}.`, namespace },
           involvedObject: {
             apiVersion: `${GROUP}/${VERSION}`,
             kind: KIND,
             name: m.name ?? '',
-            namespace: m.namespace ?? 'default',
+            namespace,
             uid: m.uid ?? '',
             resourceVersion: m.resourceVersion ?? '',
           },
@@ -204,135 +233,35 @@ export class KubeClient implements KubeWrites {
           reportingComponent: 'kubeless.io/pulsar-trigger-controller',
           reportingInstance: this.identity.slice(0, 128),
         },
+        discard: true,
       });
     } catch {
       // Events are best effort: a missing permission or a deleted namespace must not fail the reconcile.
     }
   }
 
-  async getSecret(namespace: string, name: string): Promise<KubeObject | undefined> {
+  private async read(path: string): Promise<KubeObject | undefined> {
     try {
-      return (await this.core.readNamespacedSecret({ name, namespace })) as KubeObject;
+      return await this.api.request<KubeObject>('GET', path);
     } catch (e) {
       if (httpStatus(e) === 404) return undefined;
       throw e;
     }
   }
 
+  async getSecret(namespace: string, name: string): Promise<KubeObject | undefined> {
+    const s = await this.read(`${paths.secrets(namespace)}/${enc(name)}`);
+    return s && trimSecret(s);
+  }
+
   async deploymentExists(namespace: string, name: string): Promise<boolean> {
-    try {
-      await this.apps.readNamespacedDeployment({ name, namespace });
-      return true;
-    } catch (e) {
-      if (httpStatus(e) === 404) return false;
-      throw e;
-    }
+    return (await this.read(`${paths.deployments(namespace)}/${enc(name)}`)) !== undefined;
   }
 
   async exists(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): Promise<boolean> {
-    try {
-      if (kind === 'Secret') await this.core.readNamespacedSecret({ name, namespace });
-      else await this.core.readNamespacedConfigMap({ name, namespace });
-      return true;
-    } catch (e) {
-      if (httpStatus(e) === 404) return false;
-      throw e;
-    }
+    const base = kind === 'Secret' ? paths.secrets(namespace) : paths.configmaps(namespace);
+    return (await this.read(`${base}/${enc(name)}`)) !== undefined;
   }
-}
-
-// --- informers ---------------------------------------------------------------------------------------------------
-
-export interface WatchedStore<T extends KubernetesObject> extends Store<T> {
-  synced(): boolean;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-export interface InformerHandlers<T> {
-  onChange: (obj: T, verb: 'add' | 'update' | 'delete') => void;
-  onError: (what: string, e: unknown) => void;
-}
-
-interface Part<T extends KubernetesObject> {
-  informer: Informer<T> & ObjectCache<T>;
-  synced: boolean;
-  stopped: boolean;
-  retryMs: number;
-  timer: NodeJS.Timeout | undefined;
-}
-
-/**
- * One list+watch per namespace (or one for all), merged into one store. client-node's ListWatch resumes from its
- * last resourceVersion and relists on 410 Gone, but stops on any other error; this restarts it with backoff.
- */
-export function watchedStore<T extends KubernetesObject>(
-  kc: KubeConfig,
-  what: string,
-  parts: { path: string; list: () => Promise<KubernetesListObject<T>>; labelSelector?: string }[],
-  handlers: InformerHandlers<T>,
-): WatchedStore<T> {
-  const all: Part<T>[] = parts.map((p) => {
-    const part: Part<T> = {
-      informer: undefined as unknown as Informer<T> & ObjectCache<T>,
-      synced: false,
-      stopped: false,
-      retryMs: 500,
-      timer: undefined,
-    };
-    const list = async () => {
-      const result = await p.list();
-      // ListWatch fills its cache synchronously right after this promise resolves; mark synced after that.
-      setImmediate(() => {
-        part.synced = true;
-        part.retryMs = 500;
-      });
-      return result;
-    };
-    part.informer = makeInformer<T>(kc, p.path, list, p.labelSelector);
-    part.informer.on('add', (o) => handlers.onChange(o, 'add'));
-    part.informer.on('update', (o) => handlers.onChange(o, 'update'));
-    part.informer.on('delete', (o) => handlers.onChange(o, 'delete'));
-    part.informer.on('connect', () => {
-      part.retryMs = Math.max(500, part.retryMs);
-    });
-    part.informer.on('error', (e) => {
-      if (part.stopped) return; // our own stop() aborts the watch
-      handlers.onError(`${what} ${p.path}`, e);
-      const delay = part.retryMs;
-      part.retryMs = Math.min(part.retryMs * 2, 30_000);
-      clearTimeout(part.timer);
-      part.timer = setTimeout(() => {
-        if (!part.stopped) part.informer.start().catch((err) => handlers.onError(`${what} restart`, err));
-      }, delay);
-      part.timer.unref();
-    });
-    return part;
-  });
-  return {
-    get: (name, namespace) => {
-      for (const p of all) {
-        const o = p.informer.get(name, namespace);
-        if (o) return o;
-      }
-      return undefined;
-    },
-    list: (namespace) => all.flatMap((p) => p.informer.list(namespace)),
-    synced: () => all.every((p) => p.synced),
-    start: async () => {
-      for (const p of all) {
-        p.stopped = false;
-        p.informer.start().catch((e) => handlers.onError(`${what} start`, e));
-      }
-    },
-    stop: async () => {
-      for (const p of all) {
-        p.stopped = true;
-        clearTimeout(p.timer);
-        await p.informer.stop();
-      }
-    },
-  };
 }
 
 export function describeError(e: unknown): string {

@@ -1,10 +1,24 @@
-// Leader election on a coordination.k8s.io/v1 Lease, as client-go does it (client-node has none). Expiry is judged
+// Leader election on a coordination.k8s.io/v1 Lease, as client-go does it. Expiry is judged
 // by this process's own clock: a standby takes over when the Lease record has not changed for leaseDuration since
 // it last saw it change, so clock skew between nodes does not matter. Updates carry the resourceVersion, so two
 // candidates racing for an expired Lease cannot both win.
 
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { describe, httpStatus } from './errors.ts';
+import type { KubeApi } from './kubeapi.ts';
+
+/** The part of a coordination.k8s.io/v1 Lease this uses; times are MicroTime strings. */
+export interface Lease {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; [k: string]: unknown };
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
 
 export interface LeaderElectionOptions {
   name: string;
@@ -19,36 +33,35 @@ export interface LeaderElectionOptions {
   log: (level: 'info' | 'warn' | 'debug', msg: string, ctx?: Record<string, unknown>) => void;
 }
 
-/** What a Lease API needs to offer; the real one is CoordinationV1Api, tests may fake it. */
+/** What a Lease API needs to offer; tests may fake it. */
 export interface LeaseApi {
-  get(namespace: string, name: string): Promise<V1Lease | undefined>;
-  create(namespace: string, lease: V1Lease): Promise<V1Lease>;
-  replace(namespace: string, name: string, lease: V1Lease): Promise<V1Lease>;
+  get(namespace: string, name: string): Promise<Lease | undefined>;
+  create(namespace: string, lease: Lease): Promise<Lease>;
+  replace(namespace: string, name: string, lease: Lease): Promise<Lease>;
 }
 
-export function leaseApi(kc: KubeConfig): LeaseApi {
-  const api = kc.makeApiClient(CoordinationV1Api);
+export function leaseApi(api: KubeApi): LeaseApi {
+  const base = (namespace: string) =>
+    `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
   return {
     get: async (namespace, name) => {
       try {
-        return await api.readNamespacedLease({ namespace, name });
+        return await api.request<Lease>('GET', `${base(namespace)}/${encodeURIComponent(name)}`);
       } catch (e) {
         if (httpStatus(e) === 404) return undefined;
         throw e;
       }
     },
-    create: (namespace, lease) => api.createNamespacedLease({ namespace, body: lease }),
-    replace: (namespace, name, lease) => api.replaceNamespacedLease({ namespace, name, body: lease }),
+    create: (namespace, lease) => api.request<Lease>('POST', base(namespace), { body: lease }),
+    replace: (namespace, name, lease) =>
+      api.request<Lease>('PUT', `${base(namespace)}/${encodeURIComponent(name)}`, { body: lease }),
   };
 }
 
-/**
- * Lease times are MicroTime: the API server insists on six fractional digits, while client-node would send a
- * Date with three. Its serializer passes non-Date values through, so the formatted string goes as it is.
- */
-export function microTime(d: Date | string | undefined): Date {
+/** Lease times are MicroTime: the API server insists on six fractional digits. */
+export function microTime(d: Date | string | undefined): string {
   const date = d === undefined ? new Date() : new Date(d);
-  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+  return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
 export class LeaderElector {
@@ -108,7 +121,7 @@ export class LeaderElector {
     }
   }
 
-  private spec(transitions: number, acquireTime: Date | undefined): V1Lease['spec'] {
+  private spec(transitions: number, acquireTime: string | undefined): Lease['spec'] {
     const now = new Date();
     return {
       holderIdentity: this.o.identity,
@@ -142,7 +155,7 @@ export class LeaderElector {
     const transitions = (s.leaseTransitions ?? 0) + (mine ? 0 : 1);
     await this.api.replace(this.o.namespace, this.o.name, {
       ...lease,
-      spec: this.spec(transitions, mine ? (s.acquireTime as Date | undefined) : undefined),
+      spec: this.spec(transitions, mine ? s.acquireTime : undefined),
     });
     return true;
   }

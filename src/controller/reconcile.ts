@@ -48,12 +48,17 @@ export interface Store<T> {
   list(namespace?: string): ReadonlyArray<T>;
 }
 
+/** What a Secret write resolves with: the Secret as written, or nothing (then it is read when next needed). */
+// biome-ignore lint/suspicious/noConfusingVoidType: lets a writer that returns nothing (Promise<void>) implement it
+export type SecretWritten = KubeObject | undefined | void;
+
 export interface KubeWrites {
   createDeployment(obj: JsonObject): Promise<void>;
   applyDeployment(obj: JsonObject): Promise<void>;
   deleteDeployment(namespace: string, name: string, uid: string): Promise<void>;
-  createSecret(obj: JsonObject): Promise<void>;
-  applySecret(obj: JsonObject): Promise<void>;
+  /** Creates a Secret; may return it as created (remembered, so the next reconcile need not read it). */
+  createSecret(obj: JsonObject): Promise<SecretWritten>;
+  applySecret(obj: JsonObject): Promise<SecretWritten>;
   deleteSecret(namespace: string, name: string, uid: string): Promise<void>;
   patchTriggerStatus(namespace: string, name: string, status: TriggerStatus): Promise<void>;
   setTriggerFinalizers(
@@ -82,6 +87,12 @@ export interface ReconcileDeps {
   /** Watched namespaces; empty: all. */
   namespaces: readonly string[];
   now?: () => Date;
+  /**
+   * How long a Secret read (the owned token Secret, a referenced Secret or ConfigMap found to exist) is trusted
+   * before it is read again. Secrets are not watched, so without this every reconcile (and every watch event that
+   * brings one) would cost a GET. Default 60 s; drift is still noticed within this time of the next reconcile.
+   */
+  readCacheMs?: number;
   log?: (level: 'info' | 'warn' | 'debug', msg: string, ctx: Record<string, unknown>) => void;
 }
 
@@ -176,11 +187,51 @@ function hasFinalizer(obj: KubeObject): boolean {
   return (obj.metadata?.finalizers ?? []).includes(FINALIZER);
 }
 
+interface Remembered {
+  at: number;
+  live: KubeObject | undefined;
+}
+
 export class Reconciler {
   private readonly d: ReconcileDeps;
+  /** Secrets (and referenced ConfigMaps) read or written lately, by kind/namespace/name. */
+  private readonly seen = new Map<string, Remembered>();
+  private calls = 0;
 
   constructor(deps: ReconcileDeps) {
     this.d = deps;
+  }
+
+  private remember(key: string, live: SecretWritten): void {
+    if (live) this.seen.set(key, { at: Date.now(), live });
+    else this.seen.delete(key);
+  }
+
+  private recall(key: string): Remembered | undefined {
+    const r = this.seen.get(key);
+    if (r && Date.now() - r.at < (this.d.readCacheMs ?? 60_000)) return r;
+    if (r) this.seen.delete(key);
+    return undefined;
+  }
+
+  /** The owned token Secret, from memory when read or written lately. */
+  private async readSecret(namespace: string, name: string): Promise<KubeObject | undefined> {
+    const key = `Secret/${namespace}/${name}`;
+    const r = this.recall(key);
+    if (r) return r.live;
+    const live = await this.d.kube.getSecret(namespace, name);
+    // Absence is remembered too (with a marker), so a trigger without a token reads once per period, not per event.
+    this.seen.set(key, { at: Date.now(), live });
+    return live;
+  }
+
+  private async referenceExists(kind: 'Secret' | 'ConfigMap', namespace: string, name: string) {
+    const key = `ref/${kind}/${namespace}/${name}`;
+    if (this.recall(key)) return true;
+    // Only presence is remembered: a missing reference is looked for again at its next retry.
+    const found = await this.d.kube.exists(kind, namespace, name);
+    if (found) this.seen.set(key, { at: Date.now(), live: { metadata: { namespace, name } } });
+    return found;
   }
 
   private now(): Date {
@@ -206,10 +257,11 @@ export class Reconciler {
     actions: string[],
   ): Promise<void> {
     const name = tokenSecretName(deployment);
-    const live = await this.d.kube.getSecret(namespace, name);
+    const live = await this.readSecret(namespace, name);
     if (!live || !isOurs(live) || live.metadata?.deletionTimestamp) return;
     if (uid !== undefined && live.metadata?.labels?.[LABEL_TRIGGER_UID] !== uid) return;
     await this.d.kube.deleteSecret(namespace, name, live.metadata!.uid!);
+    this.seen.set(`Secret/${namespace}/${name}`, { at: Date.now(), live: undefined });
     actions.push(`delete secret ${namespace}/${name}`);
   }
 
@@ -224,6 +276,8 @@ export class Reconciler {
   }
 
   async reconcile(key: string): Promise<Outcome> {
+    // Forget expired reads now and then, so deleted triggers' entries do not pile up.
+    if (++this.calls % 1024 === 0) for (const k of [...this.seen.keys()]) this.recall(k);
     const { namespace, name } = splitKey(key);
     const trigger = this.d.triggers.get(name, namespace);
     if (!trigger) return this.cleanupMissing(key);
@@ -301,7 +355,7 @@ export class Reconciler {
     if (missing) return this.fail(trigger, missing.reason, missing.message, actions, 30_000);
 
     try {
-      await this.syncSecret(r, meta.uid!, actions);
+      await this.syncSecret(trigger, r, actions);
       const conflict = await this.syncDeployment(trigger, r, actions);
       if (conflict) return this.fail(trigger, 'DeploymentConflict', conflict, actions);
       await this.removeStrays(meta.uid!, r, actions);
@@ -373,7 +427,7 @@ export class Reconciler {
         field: 'spec.pulsar.tls.clientCertSecretRef',
       });
     for (const ref of refs) {
-      if (!(await this.d.kube.exists(ref.kind, r.namespace, ref.name))) {
+      if (!(await this.referenceExists(ref.kind, r.namespace, ref.name))) {
         return {
           reason: ref.kind === 'Secret' ? 'SecretNotFound' : 'ConfigMapNotFound',
           message: `${ref.field}: ${ref.kind} ${r.namespace}/${ref.name} not found`,
@@ -383,24 +437,44 @@ export class Reconciler {
     return undefined;
   }
 
-  private async syncSecret(r: Rendered, uid: string, actions: string[]): Promise<void> {
+  private async syncSecret(trigger: KubeObject, r: Rendered, actions: string[]): Promise<void> {
+    const uid = trigger.metadata!.uid!;
+    // A trigger never reconciled (no status) and without a Deployment is new: reads that can wait do, so creating
+    // many triggers at once costs one write per object; the Deployment's watch event brings the trigger back.
+    // Any other trigger reads first, so a restart or a resync never tries a create that would fail.
+    const fresh = trigger.status === undefined && this.d.deployments.get(r.name, r.namespace) === undefined;
     if (!r.secret) {
-      // No inline token (any more): a token Secret of this trigger left from before goes.
-      await this.deleteTokenSecret(r.namespace, r.name, uid, actions);
+      // No inline token (any more): a token Secret of this trigger left from before goes (on the next pass when
+      // the Deployment is only being created).
+      if (!fresh) await this.deleteTokenSecret(r.namespace, r.name, uid, actions);
       return;
     }
-    const live = await this.d.kube.getSecret(r.namespace, r.secretName);
+    const key = `Secret/${r.namespace}/${r.secretName}`;
     const hash = ((r.secret.metadata as JsonObject).annotations as Record<string, string>)[ANNOTATION_HASH];
     const conflict = () =>
       new ControllerError(
         'E_CONFLICT',
         `Secret ${r.namespace}/${r.secretName} exists and is not this trigger's`,
       );
+    const create = async () => {
+      this.remember(key, await this.d.kube.createSecret(r.secret!));
+      actions.push(`create secret ${r.namespace}/${r.secretName}`);
+    };
+    if (fresh && !this.recall(key)) {
+      // Create first; a 409 (a Secret of that name exists) falls back to reading it.
+      try {
+        return await create();
+      } catch (e) {
+        if (httpStatus(e) !== 409) throw e;
+      }
+      this.seen.delete(key);
+    }
+    const live = await this.readSecret(r.namespace, r.secretName);
     if (!live) {
       try {
-        await this.d.kube.createSecret(r.secret);
-        actions.push(`create secret ${r.namespace}/${r.secretName}`);
+        await create();
       } catch (e) {
+        this.seen.delete(key);
         if (httpStatus(e) === 409) throw conflict();
         throw e;
       }
@@ -412,7 +486,8 @@ export class Reconciler {
       throw conflict();
     }
     if (live.metadata?.annotations?.[ANNOTATION_HASH] !== hash) {
-      await this.d.kube.applySecret(r.secret);
+      this.seen.delete(key);
+      this.remember(key, await this.d.kube.applySecret(r.secret));
       actions.push(`apply secret ${r.namespace}/${r.secretName}`);
     }
   }

@@ -1,0 +1,372 @@
+// A small Kubernetes REST client: kubeconfig / in-cluster loading, JSON requests over a keep-alive undici Pool and
+// a line-by-line watch stream.
+//
+// Why not @kubernetes/client-node (measured, 2 cores, Node 24): importing it alone takes RSS from 42 to 127 MiB,
+// and with 1000 triggers the controller built on it peaked at 593 MiB RSS (goal: under 150) and created
+// Deployments at 0.24 of the API server's direct rate (goal: 0.8). Its generated model deserializes every object
+// into class instances (managedFields included) and each request goes through its middleware chain. The
+// controller needs a dozen verbs on five kinds, which fit in this file; everything else stays plain JSON.
+
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
+import { Pool } from 'undici';
+import { parse as parseYaml } from 'yaml';
+import { ControllerError } from './errors.ts';
+
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/** Where the API server is and who we are to it. */
+export interface KubeConnection {
+  /** https://host:port (no path). */
+  server: string;
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  insecureSkipTlsVerify?: boolean;
+  tlsServerName?: string;
+  /** The bearer token to send now (re-read from a file when it changes), or undefined. */
+  token: () => string | undefined;
+  basicAuth?: string;
+  /** The context's namespace (or the service account's), "default" when none. */
+  namespace: string;
+}
+
+function kubeconfigError(
+  message: string,
+  context: Record<string, unknown>,
+  cause?: unknown,
+): ControllerError {
+  return new ControllerError('E_KUBECONFIG', message, context, cause);
+}
+
+/**
+ * A token read from a file and read again when the file changes (bound service account tokens are rotated by the
+ * kubelet, which swaps a symlink: the stat follows it). Checked at most once a second.
+ */
+export function fileToken(path: string): () => string {
+  let token = '';
+  let stamp = '';
+  let checkedAt = 0;
+  const read = () => {
+    const st = statSync(path);
+    const next = `${st.mtimeMs}:${st.size}:${st.ino}`;
+    if (next !== stamp) {
+      token = readFileSync(path, 'utf8').trim();
+      stamp = next;
+    }
+  };
+  read();
+  return () => {
+    const now = Date.now();
+    if (now - checkedAt >= 1000) {
+      checkedAt = now;
+      try {
+        read();
+      } catch {
+        // Mid-rotation or gone: keep the last token; the API server says 401 if it is really stale.
+      }
+    }
+    return token;
+  };
+}
+
+function bytes(data: unknown, file: unknown, base: string, what: string, path: string): Buffer | undefined {
+  if (typeof data === 'string' && data !== '') return Buffer.from(data, 'base64');
+  if (typeof file === 'string' && file !== '') {
+    const p = isAbsolute(file) ? file : join(base, file);
+    try {
+      return readFileSync(p);
+    } catch (e) {
+      throw kubeconfigError(`cannot read ${what} ${p} named in kubeconfig ${path}`, { path, file: p }, e);
+    }
+  }
+  return undefined;
+}
+
+interface NamedEntry<T> {
+  name?: string;
+  cluster?: T;
+  user?: T;
+  context?: T;
+}
+
+/** Loads a kubeconfig file: its current-context's cluster, user and namespace. */
+export function loadKubeconfigFile(path: string): KubeConnection {
+  let doc: Record<string, unknown>;
+  try {
+    doc = (parseYaml(readFileSync(path, 'utf8')) ?? {}) as Record<string, unknown>;
+  } catch (e) {
+    throw kubeconfigError(`cannot load kubeconfig ${path}`, { path }, e);
+  }
+  const base = dirname(path);
+  const pick = <T>(list: unknown, name: unknown, field: 'cluster' | 'user' | 'context'): T | undefined =>
+    Array.isArray(list)
+      ? ((list as NamedEntry<T>[]).find((e) => e.name === name)?.[field] as T | undefined)
+      : undefined;
+  const contextName = doc['current-context'];
+  const context = pick<{ cluster?: string; user?: string; namespace?: string }>(
+    doc.contexts,
+    contextName,
+    'context',
+  );
+  if (!context) {
+    throw kubeconfigError(`no current context in kubeconfig ${path}`, { path, context: contextName });
+  }
+  const cluster = pick<Record<string, unknown>>(doc.clusters, context.cluster, 'cluster');
+  if (!cluster || typeof cluster.server !== 'string') {
+    throw kubeconfigError(`no cluster in ${path}`, { path, cluster: context.cluster });
+  }
+  const user = pick<Record<string, unknown>>(doc.users, context.user, 'user') ?? {};
+  for (const unsupported of ['exec', 'auth-provider']) {
+    if (user[unsupported] !== undefined) {
+      throw kubeconfigError(
+        `kubeconfig ${path}: user "${context.user}" uses ${unsupported}, which this controller does not run; use a token, a token file or a client certificate`,
+        { path, user: context.user, unsupported },
+      );
+    }
+  }
+  const tokenFile = typeof user.tokenFile === 'string' ? user.tokenFile : undefined;
+  const staticToken = typeof user.token === 'string' ? user.token : undefined;
+  const token = tokenFile
+    ? fileToken(isAbsolute(tokenFile) ? tokenFile : join(base, tokenFile))
+    : () => staticToken;
+  const conn: KubeConnection = {
+    server: cluster.server.replace(/\/+$/, ''),
+    token,
+    namespace: context.namespace || 'default',
+  };
+  const ca = bytes(cluster['certificate-authority-data'], cluster['certificate-authority'], base, 'CA', path);
+  if (ca) conn.ca = ca;
+  const cert = bytes(
+    user['client-certificate-data'],
+    user['client-certificate'],
+    base,
+    'client certificate',
+    path,
+  );
+  if (cert) conn.cert = cert;
+  const key = bytes(user['client-key-data'], user['client-key'], base, 'client key', path);
+  if (key) conn.key = key;
+  if (cluster['insecure-skip-tls-verify'] === true) conn.insecureSkipTlsVerify = true;
+  if (typeof cluster['tls-server-name'] === 'string') conn.tlsServerName = cluster['tls-server-name'];
+  if (typeof user.username === 'string' && typeof user.password === 'string')
+    conn.basicAuth = Buffer.from(`${user.username}:${user.password}`).toString('base64');
+  return conn;
+}
+
+/** The pod's service account: KUBERNETES_SERVICE_HOST/PORT, its CA, its (rotating) token and namespace. */
+export function loadInCluster(
+  env: Record<string, string | undefined> = process.env,
+  dir = SERVICE_ACCOUNT_DIR,
+): KubeConnection {
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const port = env.KUBERNETES_SERVICE_PORT;
+  if (!host || !port) {
+    throw kubeconfigError(
+      'not in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set (pass --kubeconfig)',
+      { host, port },
+    );
+  }
+  let token: () => string;
+  let ca: Buffer;
+  try {
+    token = fileToken(join(dir, 'token'));
+    ca = readFileSync(join(dir, 'ca.crt'));
+  } catch (e) {
+    throw kubeconfigError(`cannot read the service account in ${dir}`, { dir }, e);
+  }
+  let namespace = 'default';
+  try {
+    namespace = readFileSync(join(dir, 'namespace'), 'utf8').trim() || 'default';
+  } catch {
+    // Optional: only used as a default.
+  }
+  return { server: `https://${host.includes(':') ? `[${host}]` : host}:${port}`, ca, token, namespace };
+}
+
+/** A kubeconfig file when a path is given, else the in-cluster service account. */
+export function loadKubeConnection(path: string | undefined): KubeConnection {
+  return path ? loadKubeconfigFile(path) : loadInCluster();
+}
+
+// --- requests ----------------------------------------------------------------------------------------------------
+
+/** A Kubernetes Status object, as error bodies and watch ERROR events carry it. */
+export interface KubeStatus {
+  kind?: string;
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+}
+
+/** A failed API call: its HTTP status (in context.status, for httpStatus()) and the Status body. */
+export class KubeApiError extends ControllerError {
+  readonly statusCode: number;
+  readonly body: KubeStatus | string;
+
+  constructor(method: string, path: string, statusCode: number, body: KubeStatus | string) {
+    const reason = typeof body === 'object' ? (body.message ?? body.reason) : body.slice(0, 200);
+    super('E_KUBE_API', `${method} ${path}: ${statusCode} ${reason ?? ''}`.trim(), {
+      method,
+      path,
+      status: statusCode,
+      reason: typeof body === 'object' ? body.reason : undefined,
+    });
+    this.name = 'KubeApiError';
+    this.statusCode = statusCode;
+    this.body = body;
+  }
+}
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  /** Default application/json; merge-patch+json or apply-patch+yaml for PATCH. */
+  contentType?: string;
+  /**
+   * The reply's body is not needed (a write whose result comes back through a watch): it is drained unparsed. A
+   * created Deployment's reply is a few kB of JSON, and parsing it was most of the controller's garbage.
+   */
+  discard?: boolean;
+}
+
+export function withQuery(path: string, query: Query | undefined): string {
+  if (!query) return path;
+  const q = Object.entries(query)
+    .filter(([, v]) => v !== undefined && v !== '')
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
+    .join('&');
+  return q ? `${path}${path.includes('?') ? '&' : '?'}${q}` : path;
+}
+
+export interface KubeApiOptions {
+  /** Keep-alive connections for ordinary requests (watches have their own). Default 32. */
+  connections?: number;
+}
+
+/**
+ * JSON over two undici Pools to one API server: one for requests (bounded, keep-alive, no HTTP/1.1 pipelining:
+ * a slow reply must not hold up the ones behind it) and one for watches, which each hold a connection open.
+ */
+export class KubeApi {
+  readonly conn: KubeConnection;
+  private readonly pool: Pool;
+  private readonly watchPool: Pool;
+
+  constructor(conn: KubeConnection, options: KubeApiOptions = {}) {
+    this.conn = conn;
+    const connect = {
+      ...(conn.ca ? { ca: conn.ca } : {}),
+      ...(conn.cert ? { cert: conn.cert } : {}),
+      ...(conn.key ? { key: conn.key } : {}),
+      ...(conn.tlsServerName ? { servername: conn.tlsServerName } : {}),
+      rejectUnauthorized: !conn.insecureSkipTlsVerify,
+    };
+    this.pool = new Pool(conn.server, {
+      connections: options.connections ?? 32,
+      pipelining: 1,
+      connect,
+      headersTimeout: 60_000,
+      bodyTimeout: 60_000,
+    });
+    // Watches: the server ends them after timeoutSeconds; between events there may be minutes of silence.
+    this.watchPool = new Pool(conn.server, {
+      pipelining: 1,
+      connect,
+      headersTimeout: 60_000,
+      bodyTimeout: 0,
+    });
+  }
+
+  private headers(contentType: string | undefined): Record<string, string> {
+    const h: Record<string, string> = { accept: 'application/json' };
+    const token = this.conn.token();
+    if (token) h.authorization = `Bearer ${token}`;
+    else if (this.conn.basicAuth) h.authorization = `Basic ${this.conn.basicAuth}`;
+    if (contentType) h['content-type'] = contentType;
+    return h;
+  }
+
+  /** One request; resolves with the parsed JSON body, rejects with KubeApiError (status ≥ 400) or a transport error. */
+  async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const full = withQuery(path, options.query);
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    let res: Awaited<ReturnType<Pool['request']>>;
+    try {
+      res = await this.pool.request({
+        method: method as 'GET',
+        path: full,
+        headers: this.headers(body === undefined ? undefined : (options.contentType ?? 'application/json')),
+        ...(body === undefined ? {} : { body }),
+      });
+    } catch (e) {
+      throw new ControllerError(
+        'E_KUBE_API',
+        `${method} ${path}: ${e instanceof Error ? e.message : String(e)}`,
+        {
+          method,
+          path,
+          server: this.conn.server,
+        },
+        e,
+      );
+    }
+    if (options.discard && res.statusCode < 400) {
+      await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
+      return undefined as T;
+    }
+    const text = await res.body.text();
+    if (res.statusCode >= 400) throw new KubeApiError(method, path, res.statusCode, parseStatus(text));
+    return (text === '' ? undefined : JSON.parse(text)) as T;
+  }
+
+  /**
+   * A watch: calls onEvent for each line (one JSON watch event) until the server ends the stream (resolves) or the
+   * connection fails or the signal aborts (rejects).
+   */
+  async watch(
+    path: string,
+    query: Query,
+    onEvent: (event: { type: string; object: unknown }) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const full = withQuery(path, { ...query, watch: true });
+    const res = await this.watchPool.request({
+      method: 'GET',
+      path: full,
+      headers: this.headers(undefined),
+      signal,
+    });
+    if (res.statusCode >= 400) {
+      throw new KubeApiError('GET', path, res.statusCode, parseStatus(await res.body.text()));
+    }
+    res.body.setEncoding('utf8');
+    let rest = '';
+    for await (const chunk of res.body as AsyncIterable<string>) {
+      rest += chunk;
+      let nl = rest.indexOf('\n');
+      while (nl !== -1) {
+        const line = rest.slice(0, nl);
+        rest = rest.slice(nl + 1);
+        if (line.trim() !== '') onEvent(JSON.parse(line) as { type: string; object: unknown });
+        nl = rest.indexOf('\n');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.pool.destroy(), this.watchPool.destroy()]);
+  }
+}
+
+function parseStatus(text: string): KubeStatus | string {
+  try {
+    const o = JSON.parse(text) as unknown;
+    return typeof o === 'object' && o !== null ? (o as KubeStatus) : text;
+  } catch {
+    return text;
+  }
+}
