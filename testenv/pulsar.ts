@@ -125,6 +125,9 @@ export async function startPulsar(opts: StartPulsarOptions = {}): Promise<Pulsar
     // Test data is thrown away: the bookie's journal need not fsync each write (like etcd's --unsafe-no-fsync).
     // Without this, publish latency here is the shared disk's fsync time, which hides the client's own.
     journalSyncData: false,
+    // Batch-index acks (ack_set) are kept by the broker, so a partly acked batch redelivers only its unacked
+    // entries, also to another consumer. Off by default in Pulsar 4.0; clusters that want it turn it on.
+    acknowledgmentAtBatchIndexLevelEnabled: true,
     // Let tests create topics and subscriptions freely; partitioned topics are created explicitly.
     allowAutoTopicCreation: true,
     allowAutoTopicCreationType: 'non-partitioned',
