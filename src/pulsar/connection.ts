@@ -195,7 +195,8 @@ export class Connection {
       return tls.connect({
         host: target.host,
         port: target.port,
-        servername: target.host,
+        // SNI takes host names only (RFC 6066); certificate checks still use `host`.
+        servername: net.isIP(target.host) ? undefined : target.host,
         ...this.#opts.tls,
       });
     }
