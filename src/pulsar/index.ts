@@ -23,7 +23,13 @@
  *   receiverQueueSize: 1000,              // default 1000; FLOW permits are sent when half is consumed
  *   nackRedeliveryDelayMs: 60_000,        // default 60 s
  *   consumerName: 'dispatcher-1',         // optional
+ *   keySharedPolicy: { mode: 'Sticky', ranges: [[0, 32767]] }, // Key_Shared only; default { mode: 'AutoSplit' }
+ *   chunking: { expireMs: 60_000, maxPendingMessages: 10, maxPendingBytes: 128 << 20 }, // chunked messages
+ *   autoUpdatePartitionsIntervalMs: 60_000, // partitioned topics: look for added partitions
  * });
+ * // A partitioned topic gives a PartitionedConsumer (a Consumer): one consumer per partition, merged;
+ * // msg.topic is the partition's topic, acks/nacks go to it. Chunked messages arrive whole (all chunks acked
+ * // together); compressed entries (LZ4, ZLIB, ZSTD, SNAPPY) are decompressed, their claimed size bounded.
  * for await (const msg of consumer) {      // or: const msg = await consumer.receive();
  *   msg.messageId.toString();             // 'ledger:entry:partition:batchIndex', stable
  *   msg.messageId.serialize();            // Uint8Array; MessageId.deserialize(bytes) reads it back
@@ -48,6 +54,9 @@
  *   batchingMaxDelayMs: 10,               // default 10 ms
  *   maxPendingMessages: 1000,             // default 1000; send() waits (backpressure) when this many are pending
  *   producerName: 'p-1',                  // optional
+ *   compressionType: 'LZ4',               // NONE (default) | LZ4 | ZLIB | ZSTD | SNAPPY
+ *   hashingScheme: 'Murmur3_32Hash',      // partitioned topics: key → partition (or 'JavaStringHash', the
+ *                                         // Java producer's default); no key: round-robin
  * });
  * const id = await producer.send({ payload, key, properties, eventTime }); // resolves on the broker's receipt
  * await producer.flush();                 // sends the open batch and waits for every pending receipt
