@@ -42,7 +42,7 @@ function neededIn(ns: string): Check[] {
       resource: 'deployments.apps',
       namespace: ns,
     })),
-    ...['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'].map((verb) => ({
+    ...['get', 'create', 'update', 'patch', 'delete'].map((verb) => ({
       verb,
       resource: 'secrets',
       namespace: ns,
@@ -78,6 +78,11 @@ function forbiddenEverywhere(id: ChartIdentity, ns: string): Check[] {
     { verb: 'get', resource: 'pods', namespace: ns },
     { verb: 'create', resource: 'pods', namespace: ns },
     { verb: 'exec', resource: 'pods', namespace: ns },
+    // Secrets are read one by one, by name: never enumerated.
+    { verb: 'list', resource: 'secrets', namespace: ns },
+    { verb: 'watch', resource: 'secrets', namespace: ns },
+    { verb: 'list', resource: 'secrets', namespace: 'ALL' },
+    { verb: 'watch', resource: 'secrets', namespace: 'ALL' },
     { verb: 'list', resource: 'configmaps', namespace: ns },
     { verb: 'watch', resource: 'configmaps', namespace: ns },
     { verb: 'update', resource: 'configmaps', namespace: ns },
@@ -222,10 +227,8 @@ describe('cluster-wide chart RBAC (no watchNamespaces)', () => {
       'core/secrets:create',
       'core/secrets:delete',
       'core/secrets:get',
-      'core/secrets:list',
       'core/secrets:patch',
       'core/secrets:update',
-      'core/secrets:watch',
       'events.k8s.io/events:create',
       'events.k8s.io/events:patch',
       'kubeless.io/pulsartriggers/finalizers:update',

@@ -89,10 +89,10 @@ What the controller calls in the namespaces it watches (src/controller/kube.ts, 
 - PulsarTriggers: list and watch them; patch their finalizers and their status; update on pulsartriggers/finalizers
   lets it set blockOwnerDeletion in the ownerReferences of the objects it creates for a trigger.
 - Deployments: the dispatcher of each trigger; listed and watched (label-selected), created, applied, deleted.
-- Secrets: the controller owns one Secret per trigger with an inline token; it lists and watches them
-  (label-selected) to notice drift and orphans, applies and deletes them, and reads the Secrets a trigger refers to
-  (authTokenSecretRef, TLS) to report a missing one in the trigger's status. RBAC cannot narrow a read to a label
-  or to names unknown in advance, so this read covers every Secret where the rule applies: cluster-wide with the
+- Secrets: never listed or watched. The controller owns one Secret per trigger with an inline token: it creates,
+  applies and deletes it, and gets it by name to compare it with the trigger. It also gets, by name, the Secrets a
+  trigger refers to (authTokenSecretRef, TLS) to report a missing one in the trigger's status. RBAC cannot narrow
+  get to names unknown in advance, so get still covers every Secret where the rule applies: cluster-wide with the
   default ClusterRole. Set controller.watchNamespaces to confine it (and everything else) to those namespaces.
 - ConfigMaps: get only, to check that a trigger's TLS CA ConfigMap exists.
 - Events: reported on triggers (core; events.k8s.io for newer recorders).
@@ -112,7 +112,7 @@ What the controller calls in the namespaces it watches (src/controller/kube.ts, 
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+  verbs: ["get", "create", "update", "patch", "delete"]
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get"]
