@@ -6,6 +6,7 @@
 //   produce --url U --topic T --count N [--size BYTES] [--compression NONE|LZ4|ZLIB|ZSTD|SNAPPY]
 //           [--keys k1,k2,...] [--hashing murmur3] [--chunking [--chunk-size BYTES]] [--no-batch] [--token TOKEN] [--ca FILE]
 //     prints: SENT <messageId> <key|-> <length> <sha256>
+//   bench-consume --url U --topic T --sub S --count N     prints: ELAPSED <seconds> <count>
 //   consume --url U --topic T --sub S --count N [--timeout-ms MS] [--token TOKEN] [--ca FILE]
 //     prints: RECV <topic> <key|-> <length> <sha256> <compression-independent property "i">
 import java.security.MessageDigest;
@@ -56,6 +57,7 @@ public class KptJava {
     try (PulsarClient c = client(o)) {
       if (args[0].equals("produce")) produce(c, o);
       else if (args[0].equals("consume")) consume(c, o);
+      else if (args[0].equals("bench-consume")) benchConsume(c, o);
       else throw new IllegalArgumentException("unknown command " + args[0]);
     }
     System.out.flush();
@@ -87,6 +89,20 @@ public class KptJava {
       }
       p.flush();
       for (int i = 0; i < count; i++) System.out.println("SENT " + futures.get(i).get() + " " + lines.get(i));
+    }
+  }
+
+  /** Timed like our benchmark: subscribe, then receive and ack `count` messages; prints ELAPSED seconds. */
+  static void benchConsume(PulsarClient c, Map<String, String> o) throws Exception {
+    int count = Integer.parseInt(o.getOrDefault("count", "1"));
+    try (Consumer<byte[]> con = c.newConsumer().topic(o.get("topic")).subscriptionName(o.get("sub"))
+        .receiverQueueSize(1000).subscriptionInitialPosition(SubscriptionInitialPosition.Earliest).subscribe()) {
+      long t0 = System.nanoTime();
+      for (int n = 0; n < count; n++) {
+        Message<byte[]> m = con.receive();
+        con.acknowledgeAsync(m);
+      }
+      System.out.println("ELAPSED " + (System.nanoTime() - t0) / 1e9 + " " + count);
     }
   }
 
