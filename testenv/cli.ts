@@ -33,8 +33,11 @@ async function step<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
   process.stderr.write(`\n==> ${name}\n`);
   try {
     const v = await fn();
-    timings.push({ step: name, seconds: (performance.now() - t0) / 1000, ok: true });
-    process.stderr.write(`<== ${name}: ok (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
+    // A command step returns its exit code: non-zero is a failed step, though the run goes on.
+    const ok = typeof v !== 'number' || v === 0;
+    timings.push({ step: name, seconds: (performance.now() - t0) / 1000, ok });
+    const verdict = ok ? 'ok' : `FAILED (exit ${v})`;
+    process.stderr.write(`<== ${name}: ${verdict} (${((performance.now() - t0) / 1000).toFixed(1)} s)\n`);
     return v;
   } catch (err) {
     timings.push({ step: name, seconds: (performance.now() - t0) / 1000, ok: false });
