@@ -499,7 +499,7 @@ export class Connection {
     } catch (e) {
       this.close(
         new PulsarError(
-          PulsarErrorCode.ConnectionFailed,
+          PulsarErrorCode.AuthenticationFailed,
           `answering the AUTH_CHALLENGE of ${this.logicalAddress} failed: ${(e as Error).message}`,
           { broker: this.logicalAddress },
           { cause: e },
