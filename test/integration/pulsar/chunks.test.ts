@@ -55,6 +55,37 @@ test('a 20 MiB message chunked by the Java producer arrives whole and byte-exact
   assert.equal(stats.subscriptions.ts.msgBacklog, 0);
 });
 
+test('a ZSTD-compressed message chunked by the Java producer is reassembled, then decompressed', async () => {
+  const topic = uniqueName('persistent://public/default/chunked-zstd');
+  const consumer = await client.subscribe({ topic, subscription: 'ts', initialPosition: 'Earliest' });
+  const sent = await runKptJava(home, [
+    'produce',
+    '--url',
+    env.serviceUrl,
+    '--topic',
+    topic,
+    '--count',
+    '1',
+    '--size',
+    String(3 * 1024 * 1024),
+    '--random',
+    '--compression',
+    'ZSTD',
+    '--chunking',
+    '--chunk-size',
+    String(256 * 1024),
+  ]);
+  const [m] = await takeN(consumer, 1, 120_000);
+  assert.equal(m?.payload.length, 3 * 1024 * 1024);
+  assert.equal(sha256(m?.payload ?? new Uint8Array()), sent[0]?.sha256);
+  assert.deepEqual(consumer.pendingChunks, { messages: 0, bytes: 0 });
+  await consumer.close();
+  const stats = JSON.parse(
+    await admin(env.adminUrl, 'GET', `/admin/v2/persistent/public/default/${topic.split('/').pop()}/stats`),
+  );
+  assert.ok(stats.msgInCounter > 1, `the compressed payload was chunked (${stats.msgInCounter} entries)`);
+});
+
 /** Writes chunk entries directly (PRODUCER + SEND with chunk metadata), as a broken producer would. */
 async function rawChunkProducer(topic: string) {
   const address = await client.lookup(topic);

@@ -4,7 +4,7 @@
 // compiled.
 //
 //   produce --url U --topic T --count N [--size BYTES] [--compression NONE|LZ4|ZLIB|ZSTD|SNAPPY]
-//           [--keys k1,k2,...] [--hashing murmur3] [--chunking [--chunk-size BYTES]] [--no-batch] [--token TOKEN] [--ca FILE]
+//           [--keys k1,k2,...] [--hashing murmur3] [--chunking [--chunk-size BYTES]] [--no-batch] [--random] [--token TOKEN] [--ca FILE]
 //     prints: SENT <messageId> <key|-> <length> <sha256>
 //   bench-consume --url U --topic T --sub S --count N     prints: ELAPSED <seconds> <count>
 //   consume --url U --topic T --sub S --count N [--timeout-ms MS] [--token TOKEN] [--ca FILE]
@@ -81,6 +81,7 @@ public class KptJava {
       List<String> lines = new ArrayList<>();
       for (int i = 0; i < count; i++) {
         byte[] body = payload(i, size);
+        if (o.containsKey("random")) new java.util.Random(i).nextBytes(body);
         TypedMessageBuilder<byte[]> m = p.newMessage().value(body).property("i", Integer.toString(i));
         String key = keys == null ? "-" : keys[i % keys.length];
         if (keys != null) m.key(key);
