@@ -114,14 +114,17 @@ export function formatTime(ms: number, timezone: string): string {
 /** The headers for a message; the same on every attempt. */
 export function buildHeaders(msg: SourceMessage, ctx: RequestContext): Record<string, string> {
   const contentType = contentTypeFor(msg, ctx.contentType);
-  const time = formatTime(msg.eventTime ?? msg.publishTime, ctx.timezone);
+  const publishIso = new Date(msg.publishTime).toISOString();
+  const eventIso = msg.eventTime === undefined ? publishIso : new Date(msg.eventTime).toISOString();
+  const utc = ctx.timezone === 'UTC' || ctx.timezone === 'Etc/UTC';
+  const time = utc ? eventIso : formatTime(msg.eventTime ?? msg.publishTime, ctx.timezone);
   const h: Record<string, string> = { 'content-type': contentType };
   if (ctx.eventFormat === 'cloudevents') {
     h['ce-specversion'] = '1.0';
     h['ce-id'] = msg.id;
     h['ce-source'] = msg.topic;
     h['ce-type'] = CLOUDEVENTS_TYPE;
-    h['ce-time'] = new Date(msg.eventTime ?? msg.publishTime).toISOString();
+    h['ce-time'] = eventIso;
     if (msg.key !== undefined) h['ce-partitionkey'] = headerValue(msg.key);
   } else {
     // Kubeless: the seed's four headers, plus event-type and event-topic as Kubeless' Kafka and NATS triggers send.
@@ -135,8 +138,8 @@ export function buildHeaders(msg: SourceMessage, ctx: RequestContext): Record<st
   h['pulsar-message-id'] = msg.id;
   if (msg.key !== undefined) h['pulsar-key'] = headerValue(msg.key);
   h['pulsar-redelivery-count'] = String(msg.redeliveryCount);
-  h['pulsar-publish-time'] = new Date(msg.publishTime).toISOString();
-  if (msg.eventTime !== undefined) h['pulsar-event-time'] = new Date(msg.eventTime).toISOString();
+  h['pulsar-publish-time'] = publishIso;
+  if (msg.eventTime !== undefined) h['pulsar-event-time'] = eventIso;
   for (const [name, value] of Object.entries(msg.properties)) {
     h[`pulsar-property-${headerName(name)}`] = headerValue(value);
   }

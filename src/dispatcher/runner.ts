@@ -74,6 +74,47 @@ export const DLQ_PROPS = {
 
 const RECENTLY_ACKED = 16_384;
 
+/**
+ * Promises still running (deliveries, acks), counted rather than kept in a Set: one shared pair of handlers, no
+ * closure or Set entry per message. idle() resolves once none is left.
+ */
+class InFlight {
+  count = 0;
+  readonly #onError: (error: unknown) => void;
+  #idle: { promise: Promise<void>; resolve: () => void } | undefined;
+  readonly #done = (): void => {
+    if (--this.count === 0 && this.#idle) {
+      this.#idle.resolve();
+      this.#idle = undefined;
+    }
+  };
+  readonly #failed = (error: unknown): void => {
+    this.#onError(error);
+    this.#done();
+  };
+
+  constructor(onError: (error: unknown) => void) {
+    this.#onError = onError;
+  }
+
+  add(p: Promise<unknown>): void {
+    this.count++;
+    p.then(this.#done, this.#failed);
+  }
+
+  idle(): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    if (!this.#idle) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.#idle = { promise, resolve };
+    }
+    return this.#idle.promise;
+  }
+}
+
 export class Dispatcher<M extends SourceMessage> {
   readonly #cfg: RunnerConfig;
   readonly #deps: RunnerDeps<M>;
@@ -81,8 +122,8 @@ export class Dispatcher<M extends SourceMessage> {
   readonly #now: () => number;
   readonly #random: () => number;
   readonly #failures: RateLimitedLog;
-  readonly #work = new Set<Promise<void>>();
-  readonly #acks = new Set<Promise<void>>();
+  readonly #work: InFlight;
+  readonly #acks: InFlight;
   readonly #abort = new AbortController();
   readonly #sleepers = new Set<() => void>();
   // Ids acked lately. A nack redelivers a whole batch entry, including its messages already delivered and acked
@@ -105,6 +146,12 @@ export class Dispatcher<M extends SourceMessage> {
     this.#random = deps.random ?? Math.random;
     this.#lanes = new Lanes<Entry<M>>({ ...cfg.lanes, now: this.#now });
     this.#failures = new RateLimitedLog(deps.log);
+    const internal = (error: unknown) => deps.log.error({ error: describeError(error) }, 'internal error');
+    this.#work = new InFlight(internal);
+    // The broker will redeliver a message whose ack failed: a duplicate, never a loss.
+    this.#acks = new InFlight((error) =>
+      this.#failures.warn('ack', { error: describeError(error) }, 'ack failed'),
+    );
     // One signal aborts every request at the end of the grace period; each request listens to it.
     setMaxListeners(0, this.#abort.signal);
   }
@@ -166,10 +213,7 @@ export class Dispatcher<M extends SourceMessage> {
     m.received.inc();
     if (this.#recentlyAcked.has(msg.id)) {
       m.duplicates.inc();
-      this.#track(
-        this.#acks,
-        this.#deps.source.ack(msg).catch(() => undefined),
-      );
+      this.#acks.add(this.#deps.source.ack(msg).catch(() => undefined));
       return;
     }
     const entry: Entry<M> = { msg, localAttempts: 0, discount: 0, headers: undefined, timer: undefined };
@@ -184,7 +228,7 @@ export class Dispatcher<M extends SourceMessage> {
 
   #apply(effects: LaneEffect<Entry<M>>[]): void {
     for (const e of effects) {
-      if (e.type === 'start') this.#track(this.#work, this.#attempt(e.value));
+      if (e.type === 'start') this.#work.add(this.#attempt(e.value));
       else {
         this.#deps.source.release(e.value.msg);
         this.#deps.metrics.released.inc();
@@ -271,7 +315,7 @@ export class Dispatcher<M extends SourceMessage> {
       }
       case 'dead-letter':
         this.#apply(this.#lanes.attemptFailed(id));
-        this.#track(this.#work, this.#deadLetter(e, outcome, d.attempts, d.reason));
+        this.#work.add(this.#deadLetter(e, outcome, d.attempts, d.reason));
         return;
       case 'abandon':
         return;
@@ -327,22 +371,7 @@ export class Dispatcher<M extends SourceMessage> {
     this.#ackedNext = (this.#ackedNext + 1) % RECENTLY_ACKED;
     this.#recentlyAcked.add(e.msg.id);
     this.#deps.metrics.ageAtAck.observe(Math.max(0, this.#now() - e.msg.publishTime) / 1000);
-    const p = this.#deps.source.ack(e.msg).catch((error: unknown) => {
-      // The broker will redeliver it: a duplicate, never a loss.
-      this.#failures.warn('ack', { error: describeError(error) }, 'ack failed');
-    });
-    this.#track(this.#acks, p);
-  }
-
-  #track(set: Set<Promise<void>>, p: Promise<void>): void {
-    set.add(p);
-    p.then(
-      () => set.delete(p),
-      (error: unknown) => {
-        set.delete(p);
-        this.#deps.log.error({ error: describeError(error) }, 'internal error');
-      },
-    );
+    this.#acks.add(this.#deps.source.ack(e.msg));
   }
 
   /** Resolves true after ms, or false as soon as stopping begins. */
@@ -368,30 +397,30 @@ export class Dispatcher<M extends SourceMessage> {
     for (const wake of [...this.#sleepers]) wake();
     this.#apply([]);
     log.info(
-      { inFlight: this.#work.size, abandoned: left.length, graceMs },
+      { inFlight: this.#work.count, abandoned: left.length, graceMs },
       'stopping: finishing in-flight deliveries',
     );
 
     let aborted = 0;
     const deadline = this.#now() + graceMs;
-    while (this.#work.size > 0) {
+    while (this.#work.count > 0) {
       const remaining = deadline - this.#now();
       if (remaining <= 0) {
         aborted = this.#inFlight;
         this.#abort.abort();
-        await Promise.allSettled([...this.#work]);
+        await this.#work.idle();
         break;
       }
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        Promise.allSettled([...this.#work]),
+        this.#work.idle(),
         new Promise((resolve) => {
           timer = setTimeout(resolve, remaining);
         }),
       ]);
       clearTimeout(timer);
     }
-    await Promise.allSettled([...this.#acks]);
+    await this.#acks.idle();
     await source.close().catch((error: unknown) => {
       log.warn({ error: describeError(error) }, 'closing the consumer failed');
     });
