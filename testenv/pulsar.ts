@@ -114,9 +114,10 @@ export async function startPulsar(opts: StartPulsarOptions = {}): Promise<Pulsar
     advertisedAddress: secure ? 'localhost' : '127.0.0.1',
     brokerServicePort: brokerPort,
     webServicePort: webPort,
-    // 8 MiB so the 5 MiB payload tests fit in one message; bigger ones need chunking, as on a real cluster.
-    maxMessageSize: 8 * 1024 * 1024,
-    nettyMaxFrameSizeBytes: 8 * 1024 * 1024 + 10 * 1024,
+    // A 5 MiB payload plus its metadata fits in one message (the default limit, exactly 5 MiB, counts the
+    // metadata too); bigger ones need chunking, as on a real cluster. The standalone's bookie keeps its own
+    // default frame limit (5 MiB + 10 KiB) whatever this file says, so the broker must not accept more than that.
+    maxMessageSize: 5 * 1024 * 1024 + 4096,
     // The standalone's bookie reads this file too; keep it light.
     dbStorage_writeCacheMaxSizeMb: 64,
     dbStorage_readAheadCacheMaxSizeMb: 64,
