@@ -55,8 +55,8 @@
  *   maxPendingMessages: 1000,             // default 1000; send() waits (backpressure) when this many are pending
  *   producerName: 'p-1',                  // optional
  *   compressionType: 'LZ4',               // NONE (default) | LZ4 | ZLIB | ZSTD | SNAPPY
- *   hashingScheme: 'Murmur3_32Hash',      // partitioned topics: key → partition (or 'JavaStringHash', the
- *                                         // Java producer's default); no key: round-robin
+ *   hashingScheme: 'JavaStringHash',      // partitioned topics: key → partition, as the Java producer's
+ *                                         // default does (or 'Murmur3_32Hash'); no key: round-robin
  * });
  * const id = await producer.send({ payload, key, properties, eventTime }); // resolves on the broker's receipt
  * await producer.flush();                 // sends the open batch and waits for every pending receipt

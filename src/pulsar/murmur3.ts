@@ -1,9 +1,9 @@
 // MurmurHash3, x86 32-bit variant, and the partition router of the Java client's RoundRobinPartition mode:
 // a keyed message goes to (hash(key) & 0x7fffffff) % partitions, so the same key lands on the same partition
 // whichever client produced it; messages without a key go round-robin. Two hashing schemes, as in the Java
-// client's ProducerBuilder.hashingScheme(): Murmur3_32Hash (murmur3_32 of the UTF-8 bytes, seed 0; our
-// default, as the C++/Go clients and Pulsar's Key_Shared use it) and JavaStringHash (String.hashCode(), the
-// Java producer's own default). Pure.
+// client's ProducerBuilder.hashingScheme(): Murmur3_32Hash (murmur3_32 of the UTF-8 bytes, seed 0, as
+// Pulsar's Key_Shared hashes keys) and JavaStringHash (String.hashCode()). JavaStringHash is our default because
+// it is the Java producer's default: a key produced by either client lands on the same partition. Pure.
 
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
@@ -56,7 +56,7 @@ export function javaStringHash(s: string): number {
 export function partitionForKey(
   key: string | Uint8Array,
   partitions: number,
-  scheme: HashingScheme = 'Murmur3_32Hash',
+  scheme: HashingScheme = 'JavaStringHash',
 ): number {
   if (scheme === 'JavaStringHash') {
     const s = typeof key === 'string' ? key : new TextDecoder().decode(key);
@@ -72,7 +72,7 @@ export class PartitionRouter {
   readonly scheme: HashingScheme;
 
   /** `start` is the first round-robin partition (the Java client starts at a random one). */
-  constructor(scheme: HashingScheme = 'Murmur3_32Hash', start = Math.floor(Math.random() * 0x7fffffff)) {
+  constructor(scheme: HashingScheme = 'JavaStringHash', start = Math.floor(Math.random() * 0x7fffffff)) {
     this.scheme = scheme;
     this.#next = start;
   }

@@ -265,7 +265,7 @@ export class PartitionedProducer extends Producer {
     this.#client = client;
     this.#opts = opts;
     this.#partitions = partitions;
-    this.#router = new PartitionRouter(opts.hashingScheme ?? 'Murmur3_32Hash');
+    this.#router = new PartitionRouter(opts.hashingScheme ?? 'JavaStringHash');
   }
 
   get partitions(): number {

@@ -33,8 +33,9 @@ export interface ProducerOptions {
   /** Partitioned topics: how often new partitions are looked for. Default 60 s; 0 disables. */
   autoUpdatePartitionsIntervalMs?: number;
   /**
-   * Partitioned topics: the key hash that picks a keyed message's partition. Default 'Murmur3_32Hash';
-   * 'JavaStringHash' matches a Java producer left at its own default.
+   * Partitioned topics: the key hash that picks a keyed message's partition. Default 'JavaStringHash', the
+   * Java producer's own default, so both clients put a key on the same partition; 'Murmur3_32Hash' matches a Java
+   * producer set to it.
    */
   hashingScheme?: HashingScheme;
 }

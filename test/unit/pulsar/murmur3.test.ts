@@ -18,16 +18,22 @@ test('murmur3_32 matches the published x86_32 vectors', () => {
   assert.equal(murmur3_32(utf8('The quick brown fox jumps over the lazy dog'), 0), 0x2e4ff723);
 });
 
-test('partitionForKey: stable, in range, non-negative, and key bytes are UTF-8', () => {
+test('partitionForKey (Murmur3_32Hash): stable, in range, non-negative, and key bytes are UTF-8', () => {
+  const m = 'Murmur3_32Hash';
   for (let i = 0; i < 1000; i++) {
-    const p = partitionForKey(`key-${i}`, 4);
+    const p = partitionForKey(`key-${i}`, 4, m);
     assert.ok(p >= 0 && p < 4);
-    assert.equal(partitionForKey(`key-${i}`, 4), p);
+    assert.equal(partitionForKey(`key-${i}`, 4, m), p);
   }
-  assert.equal(partitionForKey('é', 7), partitionForKey(utf8('é'), 7));
+  assert.equal(partitionForKey('é', 7, m), partitionForKey(utf8('é'), 7, m));
   // A hash with the top bit set: & 0x7fffffff before the modulo, like the Java client.
   const h = murmur3_32(utf8('hello'));
-  assert.equal(partitionForKey('hello', 5), (h & 0x7fffffff) % 5);
+  assert.equal(partitionForKey('hello', 5, m), (h & 0x7fffffff) % 5);
+});
+
+test('the default scheme is JavaStringHash, the Java producer default', () => {
+  assert.equal(partitionForKey('hello', 7), partitionForKey('hello', 7, 'JavaStringHash'));
+  assert.equal(new PartitionRouter().scheme, 'JavaStringHash');
 });
 
 test('PartitionRouter: keys hash, no key goes round-robin over every partition', () => {
