@@ -5,15 +5,20 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crdYaml } from '../src/trigger/crd.ts';
+import { referenceMarkdown } from '../src/trigger/reference.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const CRD_FILES = ['deploy/crd.yaml', 'deploy/chart/kubeless-pulsar-trigger/crds/crd.yaml'];
+export const REFERENCE_FILE = 'docs/reference.md';
 
 function main(argv: string[]): number {
   const check = argv.includes('--check');
-  const want = crdYaml();
   let stale = 0;
-  for (const file of CRD_FILES) {
+  const wanted: [string, string][] = [
+    ...CRD_FILES.map((f): [string, string] => [f, crdYaml()]),
+    [REFERENCE_FILE, referenceMarkdown()],
+  ];
+  for (const [file, want] of wanted) {
     const path = join(root, file);
     let have: string | undefined;
     try {
