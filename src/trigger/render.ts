@@ -6,7 +6,6 @@ import { createHash } from 'node:crypto';
 import { err, type Issue, ok, type Result, TriggerError } from './errors.ts';
 import { parseTopic } from './names.ts';
 import { dispatcherNodeOptions } from './node-options.ts';
-import { dispatcherNodeOptions } from './node-options.ts';
 import {
   type DispatcherSettings,
   defaultDeadLetterTopic,
@@ -333,14 +332,6 @@ export function renderTrigger(trigger: PulsarTrigger, config: RenderConfig): Res
   const first = userContainers[0];
   const dispatcher = deepMerge(container, isObject(first) ? first : {}) as JsonObject;
   dispatcher.env = mergeEnv(env, isObject(first) ? first.env : undefined);
-  // V8 heap flags sized from the container's memory limit (node-options.ts), unless the user set NODE_OPTIONS.
-  const dispatcherEnv = dispatcher.env as Json[];
-  if (!dispatcherEnv.some((e) => isObject(e) && e.name === 'NODE_OPTIONS')) {
-    const resources = dispatcher.resources;
-    const limits = isObject(resources ?? null) ? (resources as JsonObject).limits : undefined;
-    const memory = isObject(limits ?? null) ? (limits as JsonObject).memory : undefined;
-    dispatcherEnv.push({ name: 'NODE_OPTIONS', value: dispatcherNodeOptions(memory) });
-  }
   // V8 heap flags sized from the container's memory limit (node-options.ts), unless the user set NODE_OPTIONS.
   const dispatcherEnv = dispatcher.env as Json[];
   if (!dispatcherEnv.some((e) => isObject(e) && e.name === 'NODE_OPTIONS')) {
