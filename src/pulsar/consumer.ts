@@ -596,35 +596,51 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
 
   // --- public API ---
 
+  /**
+   * The next buffered message, or undefined when none is buffered (never waits, never throws). Lets a caller
+   * drain what already arrived without a promise per message.
+   */
+  tryReceive(): Message | undefined {
+    if (this.#head >= this.#queue.length) return undefined;
+    const m = this.#queue[this.#head] as ReceivedMessage;
+    (this.#queue as (ReceivedMessage | undefined)[])[this.#head] = undefined;
+    this.#head++;
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+    this.#addPermits(1);
+    return m;
+  }
+
   /** The next message; waits until one arrives. Rejects with AlreadyClosed once the consumer is closed. */
   receive(): Promise<Message> {
-    if (this.#head < this.#queue.length) {
-      const m = this.#queue[this.#head] as ReceivedMessage;
-      (this.#queue as (ReceivedMessage | undefined)[])[this.#head] = undefined;
-      this.#head++;
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#head);
-        this.#head = 0;
-      }
-      this.#addPermits(1);
-      return Promise.resolve(m);
-    }
+    const m = this.tryReceive();
+    if (m !== undefined) return Promise.resolve(m);
     if (this.#state === 'closed' || this.#state === 'closing') {
       return Promise.reject(this.#closedErr('receive'));
     }
     return new Promise<Message>((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
-  /** Messages until the consumer is closed. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Message> {
-    for (;;) {
-      try {
-        yield await this.receive();
-      } catch (e) {
-        if (e instanceof PulsarError && e.code === PulsarErrorCode.AlreadyClosed) return;
-        throw e;
-      }
-    }
+  /**
+   * Messages until the consumer is closed. Buffered messages are served without waiting on a receive() (no
+   * async generator), so a ready queue costs one resolved promise per message.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    const done: IteratorReturnResult<undefined> = { done: true, value: undefined };
+    const end = (e: unknown): IteratorResult<Message> => {
+      if (e instanceof PulsarError && e.code === PulsarErrorCode.AlreadyClosed) return done;
+      throw e;
+    };
+    return {
+      next: (): Promise<IteratorResult<Message>> => {
+        const m = this.tryReceive();
+        if (m !== undefined) return Promise.resolve({ done: false, value: m });
+        return this.receive().then((value) => ({ done: false, value }), end);
+      },
+      return: (): Promise<IteratorResult<Message>> => Promise.resolve(done),
+    };
   }
 
   /** Number of messages buffered and not yet received. */

@@ -149,19 +149,23 @@ export class PartitionedConsumer extends Consumer {
     return c;
   }
 
-  override receive(): Promise<Message> {
-    if (this.#head < this.#queue.length) {
-      const m = this.#queue[this.#head] as Message;
-      (this.#queue as (Message | undefined)[])[this.#head] = undefined;
-      this.#head++;
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-        this.#queue = this.#queue.slice(this.#head);
-        this.#head = 0;
-      }
-      const s = this.#space.shift();
-      if (s) s();
-      return Promise.resolve(m);
+  override tryReceive(): Message | undefined {
+    if (this.#head >= this.#queue.length) return undefined;
+    const m = this.#queue[this.#head] as Message;
+    (this.#queue as (Message | undefined)[])[this.#head] = undefined;
+    this.#head++;
+    if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
     }
+    const s = this.#space.shift();
+    if (s) s();
+    return m;
+  }
+
+  override receive(): Promise<Message> {
+    const m = this.tryReceive();
+    if (m !== undefined) return Promise.resolve(m);
     if (this.#closed) return Promise.reject(this.#closedErr('receive'));
     return new Promise<Message>((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
