@@ -1,25 +1,45 @@
 // Benchmark (not a test): consume rate of 1 KiB messages, batched, from one topic, for our client, the Java
-// client (pulsar-perf consume) and the Python client from PyPI (pulsar-client, C++ core), each reading the same
-// pre-produced backlog; and produce rate for ours and Java's (pulsar-perf produce).
+// client and the Python client from PyPI (pulsar-client, C++ core), each reading the same pre-produced backlog
+// from the same broker; and produce rate for ours and Java's (pulsar-perf produce).
 //
 //   PULSAR_SERVICE_URL=pulsar://... PULSAR_ADMIN_URL=http://... PULSAR_HOME=/path/to/apache-pulsar \
-//   KPT_PY_VENV=~/.cache/kpt/venv BENCH_MESSAGES=200000 node bench/client.ts
+//   KPT_PY_VENV=~/.cache/kpt/venv BENCH_MESSAGES=200000 BENCH_ROUNDS=2 node bench/client.ts
 //
 // Starts no server: it takes the broker from the environment. The Python client must be installed in the venv
-// (python3 -m venv ~/.cache/kpt/venv && ~/.cache/kpt/venv/bin/pip install pulsar-client).
+// (python3 -m venv ~/.cache/kpt/venv && ~/.cache/kpt/venv/bin/pip install pulsar-client); without it the
+// Python figures are skipped (and said so).
+//
+// Fairness of the consume figures:
+// - one topic, one backlog of BENCH_MESSAGES messages written once by our producer (batches of up to 1000
+//   messages / 128 KiB); every reader has its own subscription, created before the backlog was written, and
+//   reads exactly BENCH_MESSAGES messages from Earliest, acking each (Java acknowledgeAsync, Python acknowledge,
+//   ours ack(): all three group acks and none waits for a receipt);
+// - receiver queue 1000 for all of them (pulsar-perf too: -q 1000);
+// - each is timed in its own process from just before its subscribe call to its last message: process start-up,
+//   Python's import and the JVM's start are outside the clock; ours uses a fresh client (no warm connection);
+// - readers run one after the other, never at once; BENCH_ROUNDS rounds (own subscriptions each) and the
+//   order of the readers is reversed every other round, so neither broker caches nor a busy neighbour favour one
+//   reader; the figure is the median of the rounds, the range is printed.
+// - pulsar-perf consume is also run once for reference: its own aggregated figure, which includes its start-up
+//   and subscribe; the ratios use the Java client timed like ours (test/support/java/KptJava bench-consume).
+//
+// Prints a table and one `BENCH {...}` line per figure (see testenv/bench.ts).
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { PulsarClient } from '../src/pulsar/index.ts';
+import { kptJavaClasses } from '../test/support/java.ts';
 
 const serviceUrl = need('PULSAR_SERVICE_URL');
 const adminUrl = need('PULSAR_ADMIN_URL');
 const home = need('PULSAR_HOME');
 const venv = process.env.KPT_PY_VENV ?? join(homedir(), '.cache/kpt/venv');
 const N = Number(process.env.BENCH_MESSAGES ?? 200_000);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
 const SIZE = 1024;
+const QUEUE = 1000;
 
 function need(name: string): string {
   const v = process.env[name];
@@ -44,24 +64,34 @@ function run(cmd: string, args: string[], env: Record<string, string> = {}): Pro
   });
 }
 
-interface Row {
-  what: string;
-  msgs: number;
-  seconds: number;
-}
-
-const rows: Row[] = [];
 const topic = `persistent://public/default/bench-${Date.now().toString(36)}`;
-const client = new PulsarClient({ serviceUrl, operationTimeoutMs: 60_000 });
+const python = join(venv, 'bin/python');
+const hasPython = existsSync(python);
+const readers = ['ts', 'java', ...(hasPython ? ['py'] : [])] as const;
+type Reader = (typeof readers)[number];
+const subName = (r: Reader, round: number) => `${r}-${round}`;
 
-// Subscriptions first, so the backlog is kept for each reader.
-for (const sub of ['ts', 'java', 'py']) {
-  const c = await client.subscribe({ topic, subscription: sub, initialPosition: 'Earliest' });
-  await c.close();
+// Subscriptions first, so the backlog is kept for each reader of each round (and one for pulsar-perf).
+{
+  const client = new PulsarClient({ serviceUrl, operationTimeoutMs: 60_000 });
+  const subs = ['perf'];
+  for (let round = 0; round < ROUNDS; round++) for (const r of readers) subs.push(subName(r, round));
+  for (const sub of subs) {
+    const c = await client.subscribe({ topic, subscription: sub, initialPosition: 'Earliest' });
+    await c.close();
+  }
+  await client.close();
 }
+
+interface Produced {
+  what: string;
+  rate: number;
+}
+const produced: Produced[] = [];
 
 // Produce: ours (this also writes the backlog every consumer reads).
 {
+  const client = new PulsarClient({ serviceUrl, operationTimeoutMs: 60_000 });
   const producer = await client.createProducer({
     topic,
     batchingMaxMessages: 1000,
@@ -77,8 +107,9 @@ for (const sub of ['ts', 'java', 'py']) {
     if (inflight.length >= 5000) await Promise.all(inflight.splice(0));
   }
   await Promise.all(inflight);
-  rows.push({ what: 'produce  ts (ours)', msgs: N, seconds: (performance.now() - t0) / 1000 });
+  produced.push({ what: 'ts (ours)', rate: N / ((performance.now() - t0) / 1000) });
   await producer.close();
+  await client.close();
 }
 
 // Produce: Java (pulsar-perf, its own measurement, to another topic).
@@ -109,75 +140,188 @@ for (const sub of ['ts', 'java', 'py']) {
   );
   const m = /Aggregated throughput stats --- (\d+) records sent --- ([\d.]+) msg\/s/.exec(out);
   if (!m) throw new Error(`pulsar-perf produce: no summary\n${out.slice(-3000)}`);
-  rows.push({
-    what: 'produce  java (pulsar-perf)',
-    msgs: Number(m[1]),
-    seconds: Number(m[1]) / Number(m[2]),
-  });
+  produced.push({ what: 'java (pulsar-perf)', rate: Number(m[2]) });
 }
 
-// Consume: ours.
-{
-  const consumer = await client.subscribe({ topic, subscription: 'ts', receiverQueueSize: 1000 });
-  const t0 = performance.now();
-  for (let i = 0; i < N; i++) {
-    const m = await consumer.receive();
-    await consumer.ack(m);
-  }
-  rows.push({ what: 'consume  ts (ours)', msgs: N, seconds: (performance.now() - t0) / 1000 });
-  await consumer.close();
+// Consume: each reader in its own process, timed from just before subscribe to its last message.
+const oursScript = `
+import { PulsarClient } from ${JSON.stringify(new URL('../src/pulsar/index.ts', import.meta.url).href)};
+const [url, topic, sub, n, queue] = process.argv.slice(1);
+const client = new PulsarClient({ serviceUrl: url, operationTimeoutMs: 60_000 });
+const t0 = performance.now();
+const consumer = await client.subscribe({ topic, subscription: sub, receiverQueueSize: Number(queue) });
+const N = Number(n);
+let i = 0;
+for await (const m of consumer) {
+  consumer.ack(m);
+  if (++i === N) break;
 }
+const s = (performance.now() - t0) / 1000;
+console.log('ELAPSED', s, i);
+await consumer.close();
 await client.close();
+`;
 
-// Consume: Java.
-{
-  const out = await run(
-    join(home, 'bin/pulsar-perf'),
-    ['consume', '-u', serviceUrl, '-ss', 'java', '-sp', 'Earliest', '-m', String(N), '-q', '1000', topic],
-    { PULSAR_MEM: '-Xmx512m' },
-  );
-  const m = /Aggregated throughput stats --- (\d+) records received --- ([\d.]+) msg\/s/.exec(out);
-  if (!m) throw new Error(`pulsar-perf consume: no summary\n${out.slice(-3000)}`);
-  rows.push({
-    what: 'consume  java (pulsar-perf)',
-    msgs: Number(m[1]),
-    seconds: Number(m[1]) / Number(m[2]),
-  });
-}
-
-// Consume: Python (C++ core).
-{
-  const python = join(venv, 'bin/python');
-  if (!existsSync(python)) {
-    console.error(`no Python venv at ${venv}: the Python row is skipped (see the header of this file)`);
-  } else {
-    const script = `
+const pyScript = `
 import pulsar, time, sys
 c = pulsar.Client(sys.argv[1])
-consumer = c.subscribe(sys.argv[2], 'py', initial_position=pulsar.InitialPosition.Earliest, receiver_queue_size=1000)
-n = int(sys.argv[3])
+n = int(sys.argv[4])
 t0 = time.perf_counter()
+consumer = c.subscribe(sys.argv[2], sys.argv[3], initial_position=pulsar.InitialPosition.Earliest,
+                       receiver_queue_size=int(sys.argv[5]))
 for i in range(n):
     m = consumer.receive()
     consumer.acknowledge(m)
-print('elapsed', time.perf_counter() - t0)
+print('ELAPSED', time.perf_counter() - t0, n)
 consumer.close(); c.close()
 `;
-    const out = await run(python, ['-c', script, serviceUrl, topic, String(N)]);
-    const m = /elapsed ([\d.]+)/.exec(out);
-    if (!m) throw new Error(`python consumer: no result\n${out.slice(-3000)}`);
-    rows.push({ what: 'consume  python (pulsar-client, C++)', msgs: N, seconds: Number(m[1]) });
+
+const classes = kptJavaClasses(home);
+
+async function consumeOnce(r: Reader, sub: string): Promise<number> {
+  let out: string;
+  if (r === 'ts') {
+    out = await run(process.execPath, [
+      '--input-type=module',
+      '-e',
+      oursScript,
+      serviceUrl,
+      topic,
+      sub,
+      String(N),
+      String(QUEUE),
+    ]);
+  } else if (r === 'java') {
+    out = await run('java', [
+      '-Xmx512m',
+      '-cp',
+      `${classes}:${home}/lib/*`,
+      'KptJava',
+      'bench-consume',
+      '--url',
+      serviceUrl,
+      '--topic',
+      topic,
+      '--sub',
+      sub,
+      '--count',
+      String(N),
+      '--queue',
+      String(QUEUE),
+    ]);
+    // KptJava reports the time after subscribe and the subscribe call apart: add them.
+    const e = /ELAPSED ([\d.]+) (\d+) SUBSCRIBE ([\d.]+)/.exec(out);
+    if (!e) throw new Error(`KptJava bench-consume: no result\n${out.slice(-3000)}`);
+    return Number(e[2]) / (Number(e[1]) + Number(e[3]));
+  } else {
+    out = await run(python, ['-c', pyScript, serviceUrl, topic, sub, String(N), String(QUEUE)]);
+  }
+  const e = /ELAPSED ([\d.]+) (\d+)/.exec(out);
+  if (!e) throw new Error(`${r} consumer: no result\n${out.slice(-3000)}`);
+  return Number(e[2]) / Number(e[1]);
+}
+
+const rates: Record<Reader, number[]> = { ts: [], java: [], py: [] } as Record<Reader, number[]>;
+for (let round = 0; round < ROUNDS; round++) {
+  const order = round % 2 === 0 ? [...readers] : [...readers].reverse();
+  for (const r of order) {
+    const rate = await consumeOnce(r, subName(r, round));
+    rates[r].push(rate);
+    console.error(`round ${round + 1}/${ROUNDS}: consume ${r} ${Math.round(rate)} msg/s`);
   }
 }
 
-const rate = (r: Row) => r.msgs / r.seconds;
-const javaOf = (r: Row) => rows.find((x) => x.what.startsWith(r.what.slice(0, 8)) && x.what.includes('java'));
-console.log(`\n${N} messages of ${SIZE} bytes, batched, one topic (${serviceUrl})\n`);
-console.log(`${'what'.padEnd(38)} ${'msg/s'.padStart(10)} ${'MB/s'.padStart(8)} ${'vs Java'.padStart(8)}`);
-for (const r of rows) {
-  const j = javaOf(r);
-  const ratio = j ? (rate(r) / rate(j)).toFixed(2) : '-';
+// pulsar-perf consume, once, for reference (its own aggregated figure, start-up and subscribe included).
+let perfRate = Number.NaN;
+{
+  const out = await run(
+    join(home, 'bin/pulsar-perf'),
+    [
+      'consume',
+      '-u',
+      serviceUrl,
+      '-ss',
+      'perf',
+      '-sp',
+      'Earliest',
+      '-m',
+      String(N),
+      '-q',
+      String(QUEUE),
+      topic,
+    ],
+    { PULSAR_MEM: '-Xmx512m' },
+  );
+  const m = /Aggregated throughput stats --- (\d+) records received --- ([\d.]+) msg\/s/.exec(out);
+  if (m) perfRate = Number(m[2]);
+  else console.error(`pulsar-perf consume: no summary\n${out.slice(-2000)}`);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+const range = (xs: number[]) =>
+  xs.length > 1 ? `${Math.round(Math.min(...xs))}..${Math.round(Math.max(...xs))}` : '-';
+
+const names: Record<Reader, string> = {
+  ts: 'ts (ours)',
+  java: 'java (client, timed like ours)',
+  py: 'python (pulsar-client, C++)',
+};
+console.log(`\n${N} messages of ${SIZE} bytes, batched, one topic (${serviceUrl}), ${ROUNDS} round(s)\n`);
+console.log('consume: each reader timed from just before subscribe to its last message, receiver queue 1000');
+console.log(
+  `${'consume'.padEnd(34)} ${'median msg/s'.padStart(12)} ${'range'.padStart(15)} ${'MB/s'.padStart(7)}`,
+);
+for (const r of readers) {
+  const v = median(rates[r]);
   console.log(
-    `${r.what.padEnd(38)} ${Math.round(rate(r)).toString().padStart(10)} ${((rate(r) * SIZE) / 1e6).toFixed(1).padStart(8)} ${ratio.padStart(8)}`,
+    `${names[r].padEnd(34)} ${String(Math.round(v)).padStart(12)} ${range(rates[r]).padStart(15)} ${((v * SIZE) / 1e6).toFixed(1).padStart(7)}`,
   );
 }
+console.log(`${'java (pulsar-perf consume, own)'.padEnd(34)} ${String(Math.round(perfRate)).padStart(12)}`);
+console.log(`\nproduce${' '.repeat(27)} ${'msg/s'.padStart(12)}`);
+for (const p of produced) console.log(`${p.what.padEnd(34)} ${String(Math.round(p.rate)).padStart(12)}`);
+
+const ours = median(rates.ts);
+const java = median(rates.java);
+const figures: Record<string, unknown>[] = [
+  {
+    name: 'consume 1 KiB, batched, vs Java',
+    value: Math.round(ours),
+    unit: 'msg/s',
+    limit: Math.round(java),
+    limitName: `Java client timed like ours (median of ${ROUNDS}; ours ${range(rates.ts)}, Java ${range(rates.java)}; pulsar-perf consume own figure ${Math.round(perfRate)})`,
+    ratio: Number((ours / java).toFixed(3)),
+    goal: 'ratio >= 0.5',
+    ok: ours / java >= 0.5,
+  },
+];
+if (hasPython) {
+  const py = median(rates.py);
+  figures.push({
+    name: 'consume 1 KiB, batched, vs Python/C++',
+    value: Math.round(ours),
+    unit: 'msg/s',
+    limit: Math.round(py),
+    limitName: `Python pulsar-client (C++ core) timed like ours (median of ${ROUNDS}; Python ${range(rates.py)})`,
+    ratio: Number((ours / py).toFixed(3)),
+    goal: 'ratio >= 1.0',
+    ok: ours / py >= 1,
+  });
+} else {
+  console.error(`no Python venv at ${venv}: the Python figures are skipped (see the header of this file)`);
+}
+const ourProduce = produced[0]?.rate ?? 0;
+const javaProduce = produced[1]?.rate ?? 0;
+figures.push({
+  name: 'produce 1 KiB, batched',
+  value: Math.round(ourProduce),
+  unit: 'msg/s',
+  limit: Math.round(javaProduce),
+  limitName: 'Java (pulsar-perf produce, its own figure), same broker',
+  ratio: Number((ourProduce / javaProduce).toFixed(3)),
+});
+for (const f of figures) console.log(`BENCH ${JSON.stringify(f)}`);

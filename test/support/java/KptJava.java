@@ -6,7 +6,8 @@
 //   produce --url U --topic T --count N [--size BYTES] [--compression NONE|LZ4|ZLIB|ZSTD|SNAPPY]
 //           [--keys k1,k2,...] [--hashing murmur3] [--chunking [--chunk-size BYTES]] [--no-batch] [--random] [--token TOKEN] [--ca FILE]
 //     prints: SENT <messageId> <key|-> <length> <sha256>
-//   bench-consume --url U --topic T --sub S --count N     prints: ELAPSED <seconds> <count>
+//   bench-consume --url U --topic T --sub S --count N [--queue Q]
+//     prints: ELAPSED <seconds after subscribe> <count> SUBSCRIBE <seconds of the subscribe call>
 //   consume --url U --topic T --sub S --count N [--timeout-ms MS] [--token TOKEN] [--ca FILE]
 //     prints: RECV <topic> <key|-> <length> <sha256> <compression-independent property "i">
 import java.security.MessageDigest;
@@ -93,17 +94,24 @@ public class KptJava {
     }
   }
 
-  /** Timed like our benchmark: subscribe, then receive and ack `count` messages; prints ELAPSED seconds. */
+  /**
+   * Timed like our benchmarks: subscribe, then receive and ack `count` messages. Prints ELAPSED <seconds from
+   * subscribed to the last message> <count> SUBSCRIBE <seconds the subscribe call took> (the client is built
+   * before either clock starts; the JVM start-up is in neither).
+   */
   static void benchConsume(PulsarClient c, Map<String, String> o) throws Exception {
     int count = Integer.parseInt(o.getOrDefault("count", "1"));
+    int queue = Integer.parseInt(o.getOrDefault("queue", "1000"));
+    long ts = System.nanoTime();
     try (Consumer<byte[]> con = c.newConsumer().topic(o.get("topic")).subscriptionName(o.get("sub"))
-        .receiverQueueSize(1000).subscriptionInitialPosition(SubscriptionInitialPosition.Earliest).subscribe()) {
+        .receiverQueueSize(queue).subscriptionInitialPosition(SubscriptionInitialPosition.Earliest).subscribe()) {
       long t0 = System.nanoTime();
       for (int n = 0; n < count; n++) {
         Message<byte[]> m = con.receive();
         con.acknowledgeAsync(m);
       }
-      System.out.println("ELAPSED " + (System.nanoTime() - t0) / 1e9 + " " + count);
+      long t1 = System.nanoTime();
+      System.out.println("ELAPSED " + (t1 - t0) / 1e9 + " " + count + " SUBSCRIBE " + (t0 - ts) / 1e9);
     }
   }
 
