@@ -29,8 +29,11 @@ export interface ConsumerOptions {
   /** Grouping of acks into one ACK command. Default 10 ms. */
   ackGroupingMs?: number;
   /**
-   * Send batch-index acks (ack_set) when only part of a batch is acked. Needs the broker's
-   * acknowledgmentAtBatchIndexLevelEnabled=true; default false (the entry is acked once all its messages are).
+   * Batch-index acks: when only part of a batch entry is acked, send the entry's ack_set (which of its messages
+   * are still unacked; one per entry per ack flush, not one per message) so that a broker with
+   * acknowledgmentAtBatchIndexLevelEnabled=true redelivers only the unacked messages of the entry, to this or any
+   * later consumer of the subscription. Default true. A broker without that setting ignores partial acks (checked
+   * against Pulsar 4.0): the whole entry comes back until all its messages are acked, as with false.
    */
   batchIndexAck?: boolean;
   /** Failover: the consumer with the highest priority (lowest number) is active. */
@@ -63,14 +66,18 @@ export interface Message {
 
 /** State shared by the messages of one batch entry: which indexes are still unacked. */
 class BatchState {
+  readonly ledgerId: bigint;
+  readonly entryId: bigint;
   readonly size: number;
   /** 1 = message i still unacked. */
   readonly #unacked: Uint8Array;
   remaining: number;
   readonly key: string;
 
-  constructor(key: string, size: number) {
+  constructor(key: string, ledgerId: bigint, entryId: bigint, size: number) {
     this.key = key;
+    this.ledgerId = ledgerId;
+    this.entryId = entryId;
     this.size = size;
     this.remaining = size;
     this.#unacked = new Uint8Array(size).fill(1);
@@ -169,6 +176,7 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
   readonly #flowThreshold: number;
   readonly #nackDelay: number;
   readonly #ackGroupingMs: number;
+  readonly #batchIndexAck: boolean;
   readonly #backoff: Backoff;
   #cnx: Connection | null = null;
   #state: State = 'connecting';
@@ -180,6 +188,8 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
   #permits = 0;
   readonly #batches = new Map<string, BatchState>();
   #pendingAcks: MessageIdData[] = [];
+  /** Partly acked batch entries whose ack_set is sent at the next flush. */
+  readonly #pendingPartial = new Set<BatchState>();
   #pendingCumulative: MessageIdData | null = null;
   #ackTimer: NodeJS.Timeout | null = null;
   readonly #nacks = new Map<string, { data: MessageIdData; due: number }>();
@@ -215,6 +225,7 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
     this.#flowThreshold = Math.max(1, Math.floor(this.#queueSize / 2));
     this.#nackDelay = Math.max(0, opts.nackRedeliveryDelayMs ?? 60_000);
     this.#ackGroupingMs = Math.max(0, opts.ackGroupingMs ?? 10);
+    this.#batchIndexAck = opts.batchIndexAck ?? true;
     this.#backoff = new Backoff(client.initialBackoffMs, client.maxBackoffMs);
     if (opts.keySharedPolicy) {
       const problem =
@@ -422,7 +433,7 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
     const key = entryKey(idData);
     let batch = this.#batches.get(key);
     if (!batch || batch.size !== n) {
-      batch = new BatchState(key, n);
+      batch = new BatchState(key, idData.ledgerId, idData.entryId, n);
       this.#batches.set(key, batch);
     }
     let off = 0;
@@ -688,14 +699,11 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
       if (batch.remaining === 0) {
         this.#batches.delete(batch.key);
         this.#nacks.delete(batch.key);
+        this.#pendingPartial.delete(batch);
         this.#queueAck({ ledgerId: id.ledgerId, entryId: id.entryId, ackSet: [] });
-      } else if (this.#opts.batchIndexAck) {
-        this.#queueAck({
-          ledgerId: id.ledgerId,
-          entryId: id.entryId,
-          ackSet: batch.bits,
-          batchSize: batch.size,
-        });
+      } else if (this.#batchIndexAck) {
+        this.#pendingPartial.add(batch);
+        this.#scheduleAckFlush();
       }
     } else if (m.chunkIds) {
       for (const c of m.chunkIds) {
@@ -731,7 +739,9 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
     let data: MessageIdData;
     if (m.batch && id.batchIndex < m.batch.size - 1) {
       // Part of a batch: ack the batch up to this message (ack_set keeps the rest), or the previous entry.
-      if (this.#opts.batchIndexAck) {
+      // Cumulative with ack_set only when asked for explicitly: unlike an individual partial ack, how a broker
+      // without batch-index acks treats it is not verified here, and the previous entry is always safe.
+      if (this.#opts.batchIndexAck === true) {
         const bits: bigint[] = [];
         for (let i = 0; i < m.batch.size; i += 64) bits.push(0n);
         for (let i = id.batchIndex + 1; i < m.batch.size; i++) {
@@ -779,6 +789,19 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
     }
     const cnx = this.#cnx;
     if (!cnx || (this.#state !== 'ready' && this.#state !== 'closing')) return;
+    if (this.#pendingPartial.size > 0) {
+      for (const b of this.#pendingPartial) {
+        if (b.remaining > 0) {
+          this.#pendingAcks.push({
+            ledgerId: b.ledgerId,
+            entryId: b.entryId,
+            ackSet: b.bits,
+            batchSize: b.size,
+          });
+        }
+      }
+      this.#pendingPartial.clear();
+    }
     if (this.#pendingAcks.length > 0) {
       const ids = this.#pendingAcks;
       this.#pendingAcks = [];
@@ -861,6 +884,7 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
         ? { ledgerId: target.ledgerId, entryId: target.entryId, ackSet: [] }
         : BigInt(target instanceof Date ? target.getTime() : Math.floor(target));
     this.#pendingAcks = [];
+    this.#pendingPartial.clear();
     this.#pendingCumulative = null;
     this.#nacks.clear();
     this.#batches.clear();

@@ -2,12 +2,17 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { type Message, PulsarClient } from '../../../src/pulsar/index.ts';
+import { type PulsarHandle, startPulsar } from '../../../testenv/pulsar.ts';
 import { pulsarPlain } from '../../support/env.ts';
 import { receiveN, receiveWithin, unique } from './helpers.ts';
 
 const env = pulsarPlain();
 const client = new PulsarClient({ serviceUrl: env.serviceUrl, operationTimeoutMs: 30_000 });
-after(() => client.close());
+let privateBroker: PulsarHandle | undefined;
+after(async () => {
+  await client.close();
+  await privateBroker?.stop();
+});
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
@@ -82,6 +87,68 @@ test('a partly acked batch redelivers only the unacked entries', async () => {
   assert.ok(redelivered.every((m) => m.redeliveryCount === 1));
   assert.equal(await receiveWithin(c, 1500), undefined, 'the acked entries of the batch did not come back');
   await Promise.all([c.close(), producer.close()]);
+});
+
+/**
+ * A broker with acknowledgmentAtBatchIndexLevelEnabled=true: the shared one if its runtime configuration says
+ * so (brokers from testenv/pulsar.ts started since that setting was added), else a private one started here.
+ */
+async function batchIndexBroker(): Promise<string> {
+  const res = await fetch(`${env.adminUrl}/admin/v2/brokers/configuration/runtime`);
+  const conf = (await res.json()) as Record<string, string>;
+  if (conf.acknowledgmentAtBatchIndexLevelEnabled === 'true') return env.serviceUrl;
+  privateBroker = await startPulsar({ profile: 'plain', maxHeap: '512m' });
+  return privateBroker.serviceUrl;
+}
+
+test('a partly acked batch: a new consumer of the subscription gets only the unacked messages (batch-index acks)', async () => {
+  const url = await batchIndexBroker();
+  const c = new PulsarClient({ serviceUrl: url, operationTimeoutMs: 30_000 });
+  try {
+    // batchIndexAck: true (the default) sends the entry's ack_set; false acks an entry only once all of it is.
+    for (const batchIndexAck of [true, false]) {
+      const topic = unique(`partial-batch-new-consumer-${batchIndexAck}`);
+      const producer = await c.createProducer({ topic, batchingMaxMessages: 10, batchingMaxDelayMs: 50 });
+      const sub = { topic, subscription: 's', subscriptionType: 'Shared' as const, batchIndexAck };
+      const c1 = await c.subscribe({ ...sub, initialPosition: 'Earliest' });
+      const ids = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => producer.send({ payload: enc(`b${i}`) })),
+      );
+      assert.equal(new Set(ids.map((id) => `${id.ledgerId}:${id.entryId}`)).size, 1, 'one batch entry');
+      const got = await receiveN(c1, 10, 30_000, false);
+      for (const m of got) if (m.messageId.batchIndex % 3 !== 0) await c1.ack(m);
+      await c1.close(); // sends the pending (grouped) acks first
+      const c2 = await c.subscribe(sub);
+      if (batchIndexAck) {
+        const again = await receiveN(c2, 4, 30_000, false);
+        assert.deepEqual(
+          again.map((m) => dec(m.payload)),
+          ['b0', 'b3', 'b6', 'b9'],
+        );
+        assert.deepEqual(
+          again.map((m) => m.messageId.batchIndex),
+          [0, 3, 6, 9],
+        );
+        assert.equal(await receiveWithin(c2, 1500), undefined, 'no acked message of the batch came back');
+        for (const m of again) await c2.ack(m);
+        await c2.close();
+        const c3 = await c.subscribe(sub);
+        assert.equal(await receiveWithin(c3, 1500), undefined, 'the batch is fully acked');
+        await c3.close();
+      } else {
+        const again = await receiveN(c2, 10, 30_000, false);
+        assert.deepEqual(
+          again.map((m) => dec(m.payload)),
+          Array.from({ length: 10 }, (_, i) => `b${i}`),
+          'without ack_set the broker keeps the whole entry',
+        );
+        await c2.close();
+      }
+      await producer.close();
+    }
+  } finally {
+    await c.close();
+  }
 });
 
 test('cumulative ack on Exclusive acknowledges everything up to the message', async () => {
