@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { PulsarClient } from '../../../src/pulsar/index.ts';
 import { pulsarHome, pulsarPlain } from '../../support/env.ts';
+import { runKptJava, sha256 } from '../../support/java.ts';
 import { pulsarClientCli, receiveN, unique } from './helpers.ts';
 
 const env = pulsarPlain();
@@ -188,4 +189,58 @@ test('ours produces (batched and not, keys, properties, empty payload); the Java
   assert.equal(parsed[n - 1]?.key, 'empty');
   await batched.close();
   await single.close();
+});
+
+test('ours produces binary, empty and 4 MiB payloads (batched and not); the Java client receives each byte-exact', async () => {
+  const topic = unique('persistent://public/default/ts-to-java-binary');
+  const payloads = [
+    randomBytes(1),
+    Buffer.alloc(0),
+    randomBytes(1000),
+    Buffer.from([0, 0x0e, 0x01, 0xff, 0xfe, 0, 10, 13]),
+    randomBytes(4 * 1024 * 1024),
+    randomBytes(65_537),
+  ];
+  const batched = await client.createProducer({ topic, batchingMaxMessages: 10, batchingMaxDelayMs: 5 });
+  const single = await client.createProducer({ topic, batchingMaxMessages: 1 });
+  // Batched: sent together so the small ones share an entry (the 4 MiB one exceeds batchingMaxBytes).
+  const ids = await Promise.all(
+    payloads.map((payload, i) => batched.send({ payload, key: 'batched', properties: { i: String(i) } })),
+  );
+  assert.ok(
+    ids.some((id) => id.batchIndex > 0),
+    'some of the batched payloads shared an entry',
+  );
+  for (let i = 0; i < payloads.length; i++) {
+    await single.send({
+      payload: payloads[i] as Buffer,
+      key: 'single',
+      properties: { i: String(i + payloads.length) },
+    });
+  }
+  await Promise.all([batched.close(), single.close()]);
+  const got = await runKptJava(home, [
+    'consume',
+    '--url',
+    env.serviceUrl,
+    '--topic',
+    topic,
+    '--sub',
+    'java',
+    '--count',
+    String(payloads.length * 2),
+  ]);
+  assert.equal(got.length, payloads.length * 2);
+  for (const r of got) {
+    const i = Number(r.index);
+    const want = payloads[i % payloads.length] as Buffer;
+    assert.equal(r.key, i < payloads.length ? 'batched' : 'single', `message ${i}: key`);
+    assert.equal(r.length, want.length, `message ${i}: length`);
+    assert.equal(r.sha256, sha256(want), `message ${i}: sha256`);
+  }
+  assert.deepEqual(
+    got.map((r) => Number(r.index)).sort((a, b) => a - b),
+    Array.from({ length: payloads.length * 2 }, (_, i) => i),
+    'every message arrived once',
+  );
 });
