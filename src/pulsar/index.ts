@@ -26,11 +26,14 @@
  *   keySharedPolicy: { mode: 'Sticky', ranges: [[0, 32767]] }, // Key_Shared only; default { mode: 'AutoSplit' }
  *   chunking: { expireMs: 60_000, maxPendingMessages: 10, maxPendingBytes: 128 << 20 }, // chunked messages
  *   autoUpdatePartitionsIntervalMs: 60_000, // partitioned topics: look for added partitions
+ *   ackGroupingMs: 10,                    // acks are grouped into one ACK command per 10 ms (or 1000 acks)
+ *   batchIndexAck: true,                  // default: a partly acked batch sends its ack_set (see ack below)
  * });
  * // A partitioned topic gives a PartitionedConsumer (a Consumer): one consumer per partition, merged;
  * // msg.topic is the partition's topic, acks/nacks go to it. Chunked messages arrive whole (all chunks acked
  * // together); compressed entries (LZ4, ZLIB, ZSTD, SNAPPY) are decompressed, their claimed size bounded.
  * for await (const msg of consumer) {      // or: const msg = await consumer.receive();
+ *                                         // or: consumer.tryReceive() (a buffered message or undefined, sync)
  *   msg.messageId.toString();             // 'ledger:entry:partition:batchIndex', stable
  *   msg.messageId.serialize();            // Uint8Array; MessageId.deserialize(bytes) reads it back
  *   msg.payload;                          // Uint8Array (a view, do not keep it beyond the message's life if
@@ -43,6 +46,13 @@
  *   msg.topic;                            // full topic name
  *   await consumer.ack(msg);              // or ackCumulative(msg) (not on Shared/Key_Shared), or nack(msg)
  * }
+ * // ack() resolves once the ack is queued, not on a broker receipt: acks are grouped (ackGroupingMs) and sent
+ * // without asking for one, as the Java and C++ clients do by default. At-least-once needs no receipt: an ack
+ * // lost with its connection only means the message is delivered again. close() sends every pending ack
+ * // before CLOSE_CONSUMER on the same connection, so acks made before close() are not lost to a clean close.
+ * // A batch entry is acked when all its messages are; a partly acked one sends its ack_set (which messages are
+ * // left) so a broker with acknowledgmentAtBatchIndexLevelEnabled=true redelivers only those, to any consumer;
+ * // a broker without it ignores the partial ack and redelivers the whole entry (acked messages included).
  * await consumer.seek(messageId | timestampMs);
  * await consumer.unsubscribe();
  * await consumer.close();                 // ends the async iteration; messages not acked are redelivered
