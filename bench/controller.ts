@@ -12,10 +12,13 @@
 //  3. resync: with everything settled, the writes the controller makes while resyncing all N triggers (goal 0).
 //  4. RSS of the controller process holding N triggers and N Deployments in its caches (goal < 150 MiB).
 // Prints a table and one `BENCH {json}` line per figure (format: testenv/bench.ts).
-// Options: --triggers N (1000), --workers W (16), --private-kube.
+// The controller runs as the image runs it: src/ compiled by tsconfig.build.json (into a scratch folder under tmp/,
+// not dist/, which the launcher would pick up for everyone), so Node loads no type stripper. --typescript runs the
+// sources with type stripping instead, as a checkout does.
+// Options: --triggers N (1000), --workers W (16), --private-kube, --typescript.
 
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Informer } from '../src/controller/informer.ts';
@@ -37,6 +40,7 @@ const arg = (name: string, fallback: number) => {
 const N = arg('triggers', 1000);
 const W = arg('workers', 16);
 const privateKube = process.argv.includes('--private-kube');
+const typescript = process.argv.includes('--typescript');
 // Node flags for the controller process (to compare V8 heap settings); by default none beyond what it sets itself.
 const nodeOptions = (process.env.KPT_CONTROLLER_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
 const suffix = Math.random().toString(36).slice(2, 7);
@@ -105,6 +109,18 @@ async function main(): Promise<void> {
   const directNs = `bench-direct-${suffix}`;
   const ctlNs = `bench-ctl-${suffix}`;
   let child: ReturnType<typeof spawn> | undefined;
+  // Compiled below tmp/ in the repository, so that its imports resolve to the repository's node_modules.
+  const compiled = join(root, 'tmp', `bench-controller-${suffix}`);
+  let controllerEntry = join(root, 'src', 'cli', 'controller.ts');
+  if (!typescript) {
+    await runOk(join(root, 'node_modules', '.bin', 'tsc'), [
+      '-p',
+      join(root, 'tsconfig.build.json'),
+      '--outDir',
+      compiled,
+    ]);
+    controllerEntry = join(compiled, 'cli', 'controller.js');
+  }
   const figures: BenchFigure[] = [];
   try {
     const kubectl = join(env.binDir, 'kubectl');
@@ -117,7 +133,15 @@ async function main(): Promise<void> {
       join(root, 'deploy', 'crd.yaml'),
       ...crd,
     ]);
-    await runOk(kubectl, ['wait', '--for=condition=Established', 'crd/pulsartriggers.kubeless.io', ...crd]);
+    // Established: the CRD's status may not even exist right after the apply, so poll rather than kubectl wait.
+    for (;;) {
+      const c = await api.request<{ status?: { conditions?: { type: string; status: string }[] } }>(
+        'GET',
+        '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/pulsartriggers.kubeless.io',
+      );
+      if (c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')) break;
+      await sleep(100);
+    }
     for (const ns of [directNs, ctlNs])
       await api.request('POST', '/api/v1/namespaces', { body: { metadata: { name: ns } } });
 
@@ -177,7 +201,7 @@ async function main(): Promise<void> {
       process.execPath,
       [
         ...nodeOptions,
-        join(root, 'src', 'cli', 'controller.ts'),
+        controllerEntry,
         '--kubeconfig',
         env.kubeconfig,
         '--namespaces',
@@ -283,7 +307,7 @@ async function main(): Promise<void> {
         ok: resyncWrites === 0,
       },
       {
-        name: `controller RSS with ${N} triggers and ${N} Deployments cached`,
+        name: `controller RSS with ${N} triggers and ${N} Deployments cached (${typescript ? 'TypeScript sources' : 'compiled, as the image'})`,
         value: Math.round(mem.rss),
         unit: 'MiB',
         limit: 150,
@@ -319,6 +343,7 @@ async function main(): Promise<void> {
       child.kill('SIGTERM');
       await new Promise((r) => child!.once('exit', r));
     }
+    rmSync(compiled, { recursive: true, force: true });
     if (k) await k.stop();
     else
       for (const ns of [directNs, ctlNs])

@@ -8,7 +8,14 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ControllerConfig } from './config.ts';
 import { describe } from './errors.ts';
 import { Informer, MergedStore } from './informer.ts';
-import { KubeClient, OWNED_SELECTOR, paths, trimDeployment, trimTrigger } from './kube.ts';
+import {
+  KubeClient,
+  OWNED_SELECTOR,
+  paths,
+  triggerFingerprint,
+  trimDeployment,
+  trimTrigger,
+} from './kube.ts';
 import { KubeApi, type KubeConnection } from './kubeapi.ts';
 import { LeaderElector, leaseApi } from './leader.ts';
 import { isSeedDeployment, type KubeObject, keyOf, ownerKey, Reconciler } from './reconcile.ts';
@@ -99,14 +106,14 @@ export async function startController(
     path: (ns: string | undefined) => string,
     trim: (o: KubeObject) => KubeObject,
     onChange: (o: KubeObject) => void,
-    labelSelector?: string,
+    extra: { labelSelector?: string; fingerprint?: (o: KubeObject) => string } = {},
   ) =>
     new MergedStore(
       nsParts.map(
         (ns) =>
           new Informer(api, {
             path: path(ns),
-            ...(labelSelector ? { labelSelector } : {}),
+            ...extra,
             trim,
             onChange,
             onError,
@@ -114,7 +121,9 @@ export async function startController(
           }),
       ),
     );
-  const triggers = informers('pulsartriggers', paths.triggers, trimTrigger, (o) => queue.add(keyOf(o)));
+  const triggers = informers('pulsartriggers', paths.triggers, trimTrigger, (o) => queue.add(keyOf(o)), {
+    fingerprint: triggerFingerprint,
+  });
   // Owned objects route to their trigger through the kubeless.io/trigger annotation; the seed's Deployments
   // have none, so they route to any trigger of the same name.
   const routeOwned = (o: KubeObject) => {
@@ -124,7 +133,9 @@ export async function startController(
       for (const t of triggers.list()) if (t.metadata?.name === o.metadata?.name) queue.add(keyOf(t));
     }
   };
-  const deployments = informers('deployments', paths.deployments, trimDeployment, routeOwned, OWNED_SELECTOR);
+  const deployments = informers('deployments', paths.deployments, trimDeployment, routeOwned, {
+    labelSelector: OWNED_SELECTOR,
+  });
   const stores = [triggers, deployments];
   const synced = () => stores.every((s) => s.synced());
 

@@ -7,6 +7,7 @@
 // trimmed form did not change (a Deployment's status counters moving) is stored but not reported, so it costs no
 // reconcile.
 
+import { LABEL_TRIGGER_UID } from '../trigger/render.ts';
 import type { KubeApi, KubeStatus } from './kubeapi.ts';
 import type { KubeObject, Store } from './reconcile.ts';
 
@@ -18,6 +19,11 @@ export interface InformerOptions {
   labelSelector?: string;
   /** What to keep of each object. */
   trim: (o: KubeObject) => KubeObject;
+  /**
+   * The part of a trimmed object whose change is reported (default: all of it but the resourceVersion). Triggers
+   * leave out their status: the controller's own status write must not bring the trigger back for nothing.
+   */
+  fingerprint?: (o: KubeObject) => string;
   onChange: (obj: KubeObject, verb: Verb) => void;
   onError: (what: string, e: unknown) => void;
   /** Items per list page (bounds the size of one response in memory). Default 500. */
@@ -38,7 +44,7 @@ function keyOf(o: KubeObject): string {
 }
 
 /** The trimmed object without its resourceVersion, to tell a real change from a bump. */
-function fingerprint(o: KubeObject): string {
+export function withoutResourceVersion(o: KubeObject): string {
   const rv = o.metadata?.resourceVersion;
   if (o.metadata) o.metadata.resourceVersion = undefined;
   const s = JSON.stringify(o);
@@ -51,9 +57,12 @@ class Gone extends Error {}
 export class Informer implements Store<KubeObject> {
   private readonly api: KubeApi;
   private readonly o: InformerOptions;
+  private readonly fingerprint: (o: KubeObject) => string;
   private items = new Map<string, KubeObject>();
   private prints = new Map<string, string>();
   private listCache: KubeObject[] | undefined;
+  /** Keys by kubeless.io/trigger-uid label (reconcile looks a trigger's Deployments up by it). */
+  private byUid = new Map<string, Set<string>>();
   private resourceVersion: string | undefined;
   private isSynced = false;
   private stopped = true;
@@ -63,6 +72,7 @@ export class Informer implements Store<KubeObject> {
   constructor(api: KubeApi, options: InformerOptions) {
     this.api = api;
     this.o = options;
+    this.fingerprint = options.fingerprint ?? withoutResourceVersion;
   }
 
   synced(): boolean {
@@ -71,6 +81,33 @@ export class Informer implements Store<KubeObject> {
 
   get(name: string, namespace?: string): KubeObject | undefined {
     return this.items.get(`${namespace ?? ''}/${name}`);
+  }
+
+  byTriggerUid(uid: string): ReadonlyArray<KubeObject> {
+    const keys = this.byUid.get(uid);
+    if (!keys) return [];
+    const out: KubeObject[] = [];
+    for (const k of keys) {
+      const o = this.items.get(k);
+      if (o) out.push(o);
+    }
+    return out;
+  }
+
+  private index(k: string, old: KubeObject | undefined, next: KubeObject | undefined): void {
+    const before = old?.metadata?.labels?.[LABEL_TRIGGER_UID];
+    const after = next?.metadata?.labels?.[LABEL_TRIGGER_UID];
+    if (before === after) return;
+    if (before !== undefined) {
+      const set = this.byUid.get(before);
+      set?.delete(k);
+      if (set?.size === 0) this.byUid.delete(before);
+    }
+    if (after !== undefined) {
+      const set = this.byUid.get(after);
+      if (set) set.add(k);
+      else this.byUid.set(after, new Set([k]));
+    }
   }
 
   list(namespace?: string): ReadonlyArray<KubeObject> {
@@ -132,10 +169,12 @@ export class Informer implements Store<KubeObject> {
     const old = this.items;
     this.items = next;
     this.listCache = undefined;
+    this.byUid = new Map();
+    for (const [k, obj] of next) this.index(k, undefined, obj);
     const prints = new Map<string, string>();
     const changed: [KubeObject, Verb][] = [];
     for (const [k, obj] of next) {
-      const p = fingerprint(obj);
+      const p = this.fingerprint(obj);
       prints.set(k, p);
       if (!old.has(k)) changed.push([obj, 'add']);
       else if (this.prints.get(k) !== p) changed.push([obj, 'update']);
@@ -180,6 +219,7 @@ export class Informer implements Store<KubeObject> {
     const t = this.o.trim(object);
     const k = keyOf(t);
     if (type === 'DELETED') {
+      this.index(k, this.items.get(k), undefined);
       this.items.delete(k);
       this.prints.delete(k);
       this.listCache = undefined;
@@ -188,9 +228,10 @@ export class Informer implements Store<KubeObject> {
       return;
     }
     const existed = this.items.has(k);
-    const p = fingerprint(t);
+    const p = this.fingerprint(t);
     const same = existed && this.prints.get(k) === p;
     // Stored even when unchanged: writes that compare-and-swap need the latest resourceVersion.
+    this.index(k, this.items.get(k), t);
     this.items.set(k, t);
     this.prints.set(k, p);
     this.listCache = undefined;
@@ -227,6 +268,12 @@ export class MergedStore implements Store<KubeObject> {
       if (o) return o;
     }
     return undefined;
+  }
+
+  byTriggerUid(uid: string): ReadonlyArray<KubeObject> {
+    return this.parts.length === 1
+      ? this.parts[0]!.byTriggerUid(uid)
+      : this.parts.flatMap((p) => p.byTriggerUid(uid));
   }
 
   list(namespace?: string): ReadonlyArray<KubeObject> {

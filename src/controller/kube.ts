@@ -70,6 +70,12 @@ export function trimTrigger(o: KubeObject): KubeObject {
   return { metadata: trimMeta(o.metadata, notLastApplied), spec: o.spec, status: o.status };
 }
 
+/** What of a trigger is a change worth reconciling: all but status (ours to write) and the resourceVersion. */
+export function triggerFingerprint(o: KubeObject): string {
+  const { resourceVersion: _rv, ...meta } = o.metadata ?? {};
+  return JSON.stringify([meta, o.spec]);
+}
+
 /**
  * A Deployment: reconcile compares the spec-hash annotation, not the spec, so of the spec only the selector (seed
  * Deployments are told by it) and replicas (for status) are kept, and of the status only readyReplicas.

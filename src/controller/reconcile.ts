@@ -46,6 +46,11 @@ export interface KubeObject {
 export interface Store<T> {
   get(name: string, namespace?: string): T | undefined;
   list(namespace?: string): ReadonlyArray<T>;
+  /**
+   * Objects whose kubeless.io/trigger-uid label has this value, if the store keeps that index (the informers do:
+   * scanning every Deployment for each reconcile made 1000 triggers cost a million comparisons).
+   */
+  byTriggerUid?(uid: string): ReadonlyArray<T>;
 }
 
 /** What a Secret write resolves with: the Secret as written, or nothing (then it is read when next needed). */
@@ -244,9 +249,10 @@ export class Reconciler {
 
   /** Our Deployments of one trigger UID, wherever they are. */
   private ownedBy(uid: string): KubeObject[] {
-    return this.d.deployments
-      .list()
-      .filter((o) => o.metadata?.labels?.[LABEL_TRIGGER_UID] === uid && isOurs(o));
+    const s = this.d.deployments;
+    return (s.byTriggerUid ? s.byTriggerUid(uid) : s.list()).filter(
+      (o) => o.metadata?.labels?.[LABEL_TRIGGER_UID] === uid && isOurs(o),
+    );
   }
 
   /** Deletes the token Secret that goes with a Deployment, if it is ours (and, given a UID, that trigger's). */

@@ -96,17 +96,40 @@ function sha(text: string, length: number): string {
   return createHash('sha256').update(text).digest('hex').slice(0, length);
 }
 
-/** JSON with sorted keys, so equal objects hash equally whatever order their keys were written in. */
+/**
+ * JSON with sorted keys, so equal objects hash equally whatever order their keys were written in. The pieces go
+ * into one array joined once: building a string per level copied the text once per nesting level, and that was
+ * most of the controller's garbage (profiled: ~300 of 475 MiB allocated while reconciling 1000 new triggers).
+ */
 export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (isObject(v)) {
-    return `{${Object.keys(v)
-      .sort()
-      .filter((k) => v[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k])}`)
-      .join(',')}}`;
+  const out: string[] = [];
+  writeCanonical(v, out);
+  return out.join('');
+}
+
+function writeCanonical(v: unknown, out: string[]): void {
+  if (Array.isArray(v)) {
+    out.push('[');
+    for (let i = 0; i < v.length; i++) {
+      if (i > 0) out.push(',');
+      writeCanonical(v[i], out);
+    }
+    out.push(']');
+  } else if (isObject(v)) {
+    out.push('{');
+    let first = true;
+    for (const k of Object.keys(v).sort()) {
+      if (v[k] === undefined) continue;
+      if (!first) out.push(',');
+      first = false;
+      out.push(JSON.stringify(k), ':');
+      writeCanonical(v[k], out);
+    }
+    out.push('}');
+  } else {
+    const text = JSON.stringify(v) as string | undefined;
+    if (text !== undefined) out.push(text);
   }
-  return JSON.stringify(v);
 }
 
 /** A label value (≤63 chars, alphanumeric at both ends) standing for `value`; long ones keep a hash suffix. */
