@@ -131,3 +131,32 @@ test('Key_Shared keeps each key on one consumer', async () => {
   assert.equal(new Set(owner.values()).size, 2, 'keys were spread over both consumers');
   await Promise.all([a.close(), b.close(), producer.close()]);
 });
+
+test('tryReceive drains what is buffered without waiting; the async iterator yields in order and ends on close', async () => {
+  const topic = unique('try-receive');
+  const producer = await client.createProducer({ topic, batchingMaxMessages: 20, batchingMaxDelayMs: 50 });
+  const c = await client.subscribe({ topic, subscription: 's', initialPosition: 'Earliest' });
+  assert.equal(c.tryReceive(), undefined, 'nothing buffered yet');
+  await Promise.all(Array.from({ length: 20 }, (_, i) => producer.send({ payload: enc(`m${i}`) })));
+  // One batch entry: once its first message is received, the other 19 are buffered.
+  const first = await c.receive();
+  assert.equal(first.messageId.batchSize, 20);
+  const drained = [dec(first.payload)];
+  for (let m = c.tryReceive(); m !== undefined; m = c.tryReceive()) drained.push(dec(m.payload));
+  assert.deepEqual(
+    drained,
+    Array.from({ length: 20 }, (_, i) => `m${i}`),
+  );
+  assert.equal(c.queued, 0);
+
+  const sends = Promise.all(Array.from({ length: 5 }, (_, i) => producer.send({ payload: enc(`n${i}`) })));
+  const seen: string[] = [];
+  for await (const m of c) {
+    seen.push(dec(m.payload));
+    await c.ack(m);
+    if (seen.length === 5) await c.close(); // the loop then ends without a further message
+  }
+  await sends;
+  assert.deepEqual(seen, ['n0', 'n1', 'n2', 'n3', 'n4']);
+  await producer.close();
+});
