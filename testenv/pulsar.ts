@@ -38,14 +38,12 @@ export function ensurePulsarDistribution(): string {
   const home = join(cacheDir(), 'pulsar', `apache-pulsar-${PULSAR_VERSION}`);
   if (existsSync(join(home, 'bin', 'pulsar')) && existsSync(join(home, '.kpt-complete'))) return home;
   const artifact = `org.apache.pulsar:pulsar-server-distribution:${PULSAR_VERSION}:tar.gz:bin`;
-  execFileSync(
-    'mvn',
-    ['-q', '-B', '-Dstyle.color=never', 'dependency:get', `-Dartifact=${artifact}`, '-Dtransitive=false'],
-    {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    },
-  );
+  // MAVEN_REPO moves Maven's local repository (e.g. a CI cache); by default it is ~/.m2/repository.
   const m2 = process.env.MAVEN_REPO || join(homedir(), '.m2', 'repository');
+  const mvnArgs = ['-q', '-B', '-Dstyle.color=never', `-Dmaven.repo.local=${m2}`, 'dependency:get'];
+  execFileSync('mvn', [...mvnArgs, `-Dartifact=${artifact}`, '-Dtransitive=false'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   const tarball = join(
     m2,
     'org/apache/pulsar/pulsar-server-distribution',
