@@ -1,5 +1,5 @@
-// A small Kubernetes REST client: kubeconfig / in-cluster loading, JSON requests over a keep-alive undici Pool and
-// a line-by-line watch stream.
+// A small Kubernetes REST client: kubeconfig / in-cluster loading, JSON requests over keep-alive connections and a
+// line-by-line watch stream.
 //
 // Why not @kubernetes/client-node (measured, 2 cores, Node 24): importing it alone takes RSS from 42 to 127 MiB,
 // and with 1000 triggers the controller built on it peaked at 593 MiB RSS (goal: under 150) and created
@@ -7,9 +7,12 @@
 // into class instances (managedFields included) and each request goes through its middleware chain. The
 // controller needs a dozen verbs on five kinds, which fit in this file; everything else stays plain JSON.
 
+import { once } from 'node:events';
 import { readFileSync, statSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { dirname, isAbsolute, join } from 'node:path';
-import { Pool } from 'undici';
+import { createSecureContext } from 'node:tls';
 import { parse as parseYaml } from 'yaml';
 import { ControllerError } from './errors.ts';
 
@@ -245,81 +248,126 @@ export function withQuery(path: string, query: Query | undefined): string {
 export interface KubeApiOptions {
   /** Keep-alive connections for ordinary requests (watches have their own). Default 32. */
   connections?: number;
+  /** Inactivity limit of an ordinary request. Default 60 s. */
+  timeoutMs?: number;
 }
 
+type Transport = typeof httpsRequest;
+
 /**
- * JSON over two undici Pools to one API server: one for requests (bounded, keep-alive, no HTTP/1.1 pipelining:
- * a slow reply must not hold up the ones behind it) and one for watches, which each hold a connection open.
+ * JSON over two keep-alive agents of Node's own HTTP client to one API server: one for requests (bounded; HTTP/1.1
+ * without pipelining, one request per connection at a time, so a slow reply holds up nothing behind it) and one for
+ * watches, which each hold a connection open. Node's client rather than undici (measured: importing undici adds
+ * 17-29 MiB of RSS to the controller, whose budget with 1000 triggers is 150 MiB; node:http is loaded anyway for
+ * the metrics server).
  */
 export class KubeApi {
   readonly conn: KubeConnection;
-  private readonly pool: Pool;
-  private readonly watchPool: Pool;
+  private readonly url: URL;
+  private readonly transport: Transport;
+  private readonly agent: HttpAgent;
+  private readonly watchAgent: HttpAgent;
+  private readonly timeoutMs: number;
 
   constructor(conn: KubeConnection, options: KubeApiOptions = {}) {
     this.conn = conn;
-    const connect = {
-      ...(conn.ca ? { ca: conn.ca } : {}),
-      ...(conn.cert ? { cert: conn.cert } : {}),
-      ...(conn.key ? { key: conn.key } : {}),
-      ...(conn.tlsServerName ? { servername: conn.tlsServerName } : {}),
-      rejectUnauthorized: !conn.insecureSkipTlsVerify,
-    };
-    this.pool = new Pool(conn.server, {
-      connections: options.connections ?? 32,
-      pipelining: 1,
-      connect,
-      headersTimeout: 60_000,
-      bodyTimeout: 60_000,
-    });
-    // Watches: the server ends them after timeoutSeconds; between events there may be minutes of silence.
-    this.watchPool = new Pool(conn.server, {
-      pipelining: 1,
-      connect,
-      headersTimeout: 60_000,
-      bodyTimeout: 0,
-    });
+    this.url = new URL(conn.server);
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    const secure = this.url.protocol === 'https:';
+    this.transport = secure ? httpsRequest : (httpRequest as Transport);
+    const maxSockets = options.connections ?? 32;
+    if (secure) {
+      // One TLS context for every connection: given the CA and certificate instead, Node builds a context per
+      // connection (measured: 16 connections took RSS up by 12.8 MiB with a context each, 5.8 MiB with one).
+      const secureContext = createSecureContext({
+        ...(conn.ca ? { ca: conn.ca } : {}),
+        ...(conn.cert ? { cert: conn.cert } : {}),
+        ...(conn.key ? { key: conn.key } : {}),
+      });
+      const tls = {
+        secureContext,
+        rejectUnauthorized: !conn.insecureSkipTlsVerify,
+        ...(conn.tlsServerName ? { servername: conn.tlsServerName } : {}),
+      };
+      this.agent = new HttpsAgent({ keepAlive: true, maxSockets, ...tls });
+      this.watchAgent = new HttpsAgent({ keepAlive: true, ...tls });
+    } else {
+      this.agent = new HttpAgent({ keepAlive: true, maxSockets });
+      this.watchAgent = new HttpAgent({ keepAlive: true });
+    }
   }
 
-  private headers(contentType: string | undefined): Record<string, string> {
+  private headers(body: string | undefined, contentType: string | undefined): Record<string, string> {
     const h: Record<string, string> = { accept: 'application/json' };
     const token = this.conn.token();
     if (token) h.authorization = `Bearer ${token}`;
     else if (this.conn.basicAuth) h.authorization = `Basic ${this.conn.basicAuth}`;
-    if (contentType) h['content-type'] = contentType;
+    if (body !== undefined) {
+      h['content-type'] = contentType ?? 'application/json';
+      h['content-length'] = String(Buffer.byteLength(body));
+    }
     return h;
+  }
+
+  private send(
+    method: string,
+    path: string,
+    body: string | undefined,
+    contentType: string | undefined,
+    agent: HttpAgent,
+    signal?: AbortSignal,
+  ): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const req = this.transport(
+        {
+          protocol: this.url.protocol,
+          hostname: this.url.hostname.replace(/^\[|\]$/g, ''),
+          port: this.url.port,
+          method,
+          path,
+          headers: this.headers(body, contentType),
+          agent: agent as HttpsAgent,
+          ...(signal ? { signal } : {}),
+        },
+        resolve,
+      );
+      req.on('error', reject);
+      if (!signal)
+        req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no reply in ${this.timeoutMs} ms`)));
+      req.end(body);
+    });
+  }
+
+  private transportError(method: string, path: string, e: unknown): ControllerError {
+    return new ControllerError(
+      'E_KUBE_API',
+      `${method} ${path}: ${e instanceof Error ? e.message : String(e)}`,
+      { method, path, server: this.conn.server, errno: (e as { code?: unknown }).code },
+      e,
+    );
   }
 
   /** One request; resolves with the parsed JSON body, rejects with KubeApiError (status ≥ 400) or a transport error. */
   async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const full = withQuery(path, options.query);
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-    let res: Awaited<ReturnType<Pool['request']>>;
+    let text: string;
+    let status: number;
     try {
-      res = await this.pool.request({
-        method: method as 'GET',
-        path: full,
-        headers: this.headers(body === undefined ? undefined : (options.contentType ?? 'application/json')),
-        ...(body === undefined ? {} : { body }),
-      });
+      const res = await this.send(method, full, body, options.contentType, this.agent);
+      status = res.statusCode ?? 0;
+      if (options.discard && status < 400) {
+        res.resume();
+        await once(res, 'end');
+        return undefined as T;
+      }
+      const chunks: Buffer[] = [];
+      for await (const c of res) chunks.push(c as Buffer);
+      text = Buffer.concat(chunks).toString('utf8');
     } catch (e) {
-      throw new ControllerError(
-        'E_KUBE_API',
-        `${method} ${path}: ${e instanceof Error ? e.message : String(e)}`,
-        {
-          method,
-          path,
-          server: this.conn.server,
-        },
-        e,
-      );
+      throw this.transportError(method, path, e);
     }
-    if (options.discard && res.statusCode < 400) {
-      await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
-      return undefined as T;
-    }
-    const text = await res.body.text();
-    if (res.statusCode >= 400) throw new KubeApiError(method, path, res.statusCode, parseStatus(text));
+    if (status >= 400) throw new KubeApiError(method, path, status, parseStatus(text));
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
@@ -334,31 +382,39 @@ export class KubeApi {
     signal: AbortSignal,
   ): Promise<void> {
     const full = withQuery(path, { ...query, watch: true });
-    const res = await this.watchPool.request({
-      method: 'GET',
-      path: full,
-      headers: this.headers(undefined),
-      signal,
-    });
-    if (res.statusCode >= 400) {
-      throw new KubeApiError('GET', path, res.statusCode, parseStatus(await res.body.text()));
+    let res: IncomingMessage;
+    try {
+      res = await this.send('GET', full, undefined, undefined, this.watchAgent, signal);
+    } catch (e) {
+      throw this.transportError('GET', path, e);
     }
-    res.body.setEncoding('utf8');
+    res.setEncoding('utf8');
+    if ((res.statusCode ?? 0) >= 400) {
+      let text = '';
+      for await (const c of res) text += c;
+      throw new KubeApiError('GET', path, res.statusCode ?? 0, parseStatus(text));
+    }
     let rest = '';
-    for await (const chunk of res.body as AsyncIterable<string>) {
-      rest += chunk;
-      let nl = rest.indexOf('\n');
-      while (nl !== -1) {
-        const line = rest.slice(0, nl);
-        rest = rest.slice(nl + 1);
-        if (line.trim() !== '') onEvent(JSON.parse(line) as { type: string; object: unknown });
-        nl = rest.indexOf('\n');
+    try {
+      for await (const chunk of res as AsyncIterable<string>) {
+        rest += chunk;
+        let nl = rest.indexOf('\n');
+        while (nl !== -1) {
+          const line = rest.slice(0, nl);
+          rest = rest.slice(nl + 1);
+          if (line.trim() !== '') onEvent(JSON.parse(line) as { type: string; object: unknown });
+          nl = rest.indexOf('\n');
+        }
       }
+    } finally {
+      res.destroy();
     }
+    // A reply cut short (the API server went away mid-stream) ends like a clean one: resume from where we are.
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.pool.destroy(), this.watchPool.destroy()]);
+    this.agent.destroy();
+    this.watchAgent.destroy();
   }
 }
 
