@@ -8,6 +8,8 @@
 //     prints: SENT <messageId> <key|-> <length> <sha256>
 //   bench-consume --url U --topic T --sub S --count N [--queue Q]
 //     prints: ELAPSED <seconds after subscribe> <count> SUBSCRIBE <seconds of the subscribe call>
+//   bench-produce --url U --topic T --count N [--size BYTES]
+//     prints: ELAPSED <seconds from the first send to the last receipt> <count>
 //   consume --url U --topic T --sub S --count N [--timeout-ms MS] [--token TOKEN] [--ca FILE]
 //     prints: RECV <topic> <key|-> <length> <sha256> <compression-independent property "i">
 import java.security.MessageDigest;
@@ -59,6 +61,7 @@ public class KptJava {
       if (args[0].equals("produce")) produce(c, o);
       else if (args[0].equals("consume")) consume(c, o);
       else if (args[0].equals("bench-consume")) benchConsume(c, o);
+      else if (args[0].equals("bench-produce")) benchProduce(c, o);
       else throw new IllegalArgumentException("unknown command " + args[0]);
     }
     System.out.flush();
@@ -112,6 +115,26 @@ public class KptJava {
       }
       long t1 = System.nanoTime();
       System.out.println("ELAPSED " + (t1 - t0) / 1e9 + " " + count + " SUBSCRIBE " + (t0 - ts) / 1e9);
+    }
+  }
+
+  /**
+   * Timed like our producer benchmark: batches of up to 1000 messages / 128 KiB / 10 ms, 10000 pending, async
+   * sends of one payload; the clock runs from the first send to the last receipt (producer creation outside).
+   */
+  static void benchProduce(PulsarClient c, Map<String, String> o) throws Exception {
+    int count = Integer.parseInt(o.getOrDefault("count", "1"));
+    byte[] body = new byte[Integer.parseInt(o.getOrDefault("size", "1024"))];
+    java.util.Arrays.fill(body, (byte) 0x61);
+    try (Producer<byte[]> p = c.newProducer().topic(o.get("topic")).enableBatching(true)
+        .batchingMaxMessages(1000).batchingMaxBytes(128 * 1024).batchingMaxPublishDelay(10, TimeUnit.MILLISECONDS)
+        .maxPendingMessages(10000).blockIfQueueFull(true).sendTimeout(60, TimeUnit.SECONDS).create()) {
+      long t0 = System.nanoTime();
+      CompletableFuture<MessageId> last = null;
+      for (int i = 0; i < count; i++) last = p.sendAsync(body);
+      p.flush();
+      if (last != null) last.get();
+      System.out.println("ELAPSED " + (System.nanoTime() - t0) / 1e9 + " " + count);
     }
   }
 
