@@ -292,7 +292,18 @@ const names: Record<Reader, string> = {
   py: 'python (pulsar-client, C++)',
 };
 console.log(`\n${N} messages of ${SIZE} bytes, batched, one topic (${serviceUrl}), ${ROUNDS} round(s)\n`);
-console.log('consume: each reader timed from just before subscribe to its last message, receiver queue 1000');
+console.log(
+  [
+    'how each figure is measured (same topic, same backlog of N messages, own subscription each, Earliest):',
+    '  ts      own node process, fresh client; clock from just before subscribe() to the Nth message (ack() each)',
+    '  java    KptJava bench-consume: client built first; clock from just before subscribe() to the Nth receive()',
+    '          (acknowledgeAsync each); the JVM start-up is outside the clock',
+    '  python  pulsar-client from PyPI: after import and Client(); clock from just before subscribe() to the Nth',
+    '          receive() (acknowledge each)',
+    '  receiver queue 1000 for all; readers run one at a time, order reversed every other round; median of rounds',
+    '  pulsar-perf consume: its own aggregated figure (start-up and subscribe included), for reference',
+  ].join('\n'),
+);
 console.log(
   `${'consume'.padEnd(34)} ${'median msg/s'.padStart(12)} ${'range'.padStart(15)} ${'MB/s'.padStart(7)}`,
 );
