@@ -24,9 +24,23 @@ export interface Attempt {
   durationMs: number;
 }
 
+/** Receives an attempt's result, with the context given to send(). */
+export type AttemptDone<T> = (ctx: T, outcome: Outcome, durationMs: number) => void;
+
 export interface FunctionClient {
   /** `signal` aborts the attempt (shutdown): the outcome is then { kind: 'aborted' }. */
   post(payload: Uint8Array, headers: Record<string, string>, signal?: AbortSignal): Promise<Attempt>;
+  /**
+   * The same attempt, its result handed to done(ctx, ...) from a microtask (never synchronously): no promise, no
+   * closure, no result object per request (the dispatcher's hot path).
+   */
+  send<T>(
+    payload: Uint8Array,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+    done: AttemptDone<T>,
+    ctx: T,
+  ): void;
   close(): Promise<void>;
 }
 
@@ -94,7 +108,10 @@ class Exchange {
   readonly started: number;
   readonly #client: Client;
   readonly #signal: AbortSignal | undefined;
-  readonly #resolve: (a: Attempt) => void;
+  readonly #done: AttemptDone<unknown>;
+  readonly #ctx: unknown;
+  #outcome: Outcome | undefined;
+  #durationMs = 0;
   #abort: ((error?: Error) => void) | undefined;
   #abortRequested = false;
   #status = 0;
@@ -105,10 +122,11 @@ class Exchange {
   #cut = false;
   #settled = false;
 
-  constructor(client: Client, signal: AbortSignal | undefined, resolve: (a: Attempt) => void) {
+  constructor(client: Client, signal: AbortSignal | undefined, done: AttemptDone<unknown>, ctx: unknown) {
     this.#client = client;
     this.#signal = signal;
-    this.#resolve = resolve;
+    this.#done = done;
+    this.#ctx = ctx;
     this.started = client.now();
   }
 
@@ -166,27 +184,36 @@ class Exchange {
       this.#finish();
       return;
     }
-    this.#settle(this.#client.failure(error, this.#signal));
+    this.settle(this.#client.failure(error, this.#signal));
   }
 
   #finish(): void {
     const status = this.#status;
     if (status >= 200 && status <= 299) {
-      this.#settle(success(status));
+      this.settle(success(status));
       return;
     }
     const text = this.#kept ? Buffer.concat(this.#kept).toString('utf8').replace(/\s+/g, ' ').trim() : '';
     const retryAfterMs = parseRetryAfter(this.#retryAfter, Date.now());
-    this.#settle({ kind: 'status', status, retryAfterMs, body: text || undefined });
+    this.settle({ kind: 'status', status, retryAfterMs, body: text || undefined });
   }
 
-  #settle(outcome: Outcome): void {
+  settle(outcome: Outcome): void {
     if (this.#settled) return;
     this.#settled = true;
     if (this.#signal) this.#client.unwatch(this.#signal, this);
-    this.#resolve({ outcome, durationMs: this.#client.now() - this.started });
+    this.#outcome = outcome;
+    this.#durationMs = this.#client.now() - this.started;
+    this.#client.completed(this);
+  }
+
+  report(): void {
+    this.#done(this.#ctx, this.#outcome!, this.#durationMs);
   }
 }
+
+const resolveAttempt: AttemptDone<(a: Attempt) => void> = (resolve, outcome, durationMs) =>
+  resolve({ outcome, durationMs });
 
 class Client implements FunctionClient {
   readonly now: () => number;
@@ -194,6 +221,9 @@ class Client implements FunctionClient {
   readonly #path: string;
   readonly #timeoutMs: number;
   readonly #watched = new WeakMap<AbortSignal, Watchers>();
+  #completed: (Exchange | undefined)[] = [];
+  #spare: (Exchange | undefined)[] = [];
+  #scheduled = false;
 
   constructor(opts: FunctionClientOptions) {
     const url = new URL(opts.url);
@@ -213,21 +243,62 @@ class Client implements FunctionClient {
   }
 
   post(payload: Uint8Array, headers: Record<string, string>, signal?: AbortSignal): Promise<Attempt> {
-    return new Promise<Attempt>((resolve) => {
-      if (signal?.aborted) {
-        resolve({ outcome: ABORTED, durationMs: 0 });
-        return;
-      }
-      const x = new Exchange(this, signal, resolve);
-      if (signal) this.#watch(signal, x);
-      try {
-        // undici takes a Uint8Array body as it is (no copy) and writes it after the head.
-        this.#pool.dispatch({ path: this.#path, method: 'POST', headers, body: payload }, x);
-      } catch (error) {
-        x.onError(error);
-      }
-    });
+    return new Promise<Attempt>((resolve) => this.send(payload, headers, signal, resolveAttempt, resolve));
   }
+
+  send<T>(
+    payload: Uint8Array,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+    done: AttemptDone<T>,
+    ctx: T,
+  ): void {
+    const x = new Exchange(this, signal, done as AttemptDone<unknown>, ctx);
+    if (signal?.aborted) {
+      x.settle(ABORTED);
+      return;
+    }
+    if (signal) this.#watch(signal, x);
+    try {
+      // undici takes a Uint8Array body as it is (no copy) and writes it after the head.
+      this.#pool.dispatch({ path: this.#path, method: 'POST', headers, body: payload }, x);
+    } catch (error) {
+      x.onError(error);
+    }
+  }
+
+  /**
+   * Results are reported from one microtask per batch, outside undici's callbacks: the runner starts the next
+   * request from there, and must not re-enter undici's parser or write from inside its callbacks.
+   */
+  completed(x: Exchange): void {
+    this.#completed.push(x);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#report);
+    }
+  }
+
+  readonly #report = (): void => {
+    // Two lists swapped: what completes while this batch is reported (an aborted signal) goes to the next one.
+    const list = this.#completed;
+    this.#completed = this.#spare;
+    this.#spare = list;
+    this.#scheduled = false;
+    for (let i = 0; i < list.length; i++) {
+      const x = list[i]!;
+      list[i] = undefined;
+      try {
+        x.report();
+      } catch (error) {
+        // The others of the batch are still reported; the error surfaces as it would have from a promise.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+    list.length = 0;
+  };
 
   failure(error: unknown, signal: AbortSignal | undefined): Outcome {
     if (signal?.aborted) return ABORTED;

@@ -147,6 +147,7 @@ export class TriggerMetrics {
   readonly #trigger: string;
   readonly #labels: { trigger: string };
   readonly #attempts = new Map<string, { outcome: string; cls: string; pending: Pending }>();
+  readonly #byStatus = new Map<number, Pending>();
 
   constructor(m: DispatcherMetrics, trigger: string) {
     this.#m = m;
@@ -159,6 +160,22 @@ export class TriggerMetrics {
   }
 
   attempt(outcome: Outcome, durationMs: number): void {
+    // Per message: an HTTP status finds its series by number, without building the key string.
+    if (outcome.kind === 'status') {
+      let byStatus = this.#byStatus.get(outcome.status);
+      if (!byStatus) {
+        byStatus = this.#series(outcome);
+        this.#byStatus.set(outcome.status, byStatus);
+      }
+      byStatus.n++;
+      this.latency.observe(durationMs / 1000);
+      return;
+    }
+    this.#series(outcome).n++;
+    if (outcome.kind !== 'aborted') this.latency.observe(durationMs / 1000);
+  }
+
+  #series(outcome: Outcome): Pending {
     const name =
       outcome.kind === 'status'
         ? outcome.status >= 200 && outcome.status <= 299
@@ -174,8 +191,7 @@ export class TriggerMetrics {
       a = { outcome: name, cls, pending: new Pending() };
       this.#attempts.set(k, a);
     }
-    a.pending.n++;
-    if (outcome.kind !== 'aborted') this.latency.observe(durationMs / 1000);
+    return a.pending;
   }
 
   /** Hands what was counted since the last call to prom-client (called when the registry is read). */

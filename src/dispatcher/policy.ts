@@ -157,6 +157,9 @@ export function attemptsSoFar(
   return r.localAttempts + Math.max(0, r.redeliveryCount - r.discount);
 }
 
+/** Shared: the common decision allocates nothing. */
+const ACK: Decision = { kind: 'ack' };
+
 export function decide(
   record: AttemptRecord,
   actions: StatusActions,
@@ -165,7 +168,7 @@ export function decide(
 ): Decision {
   const { outcome } = record;
   if (outcome.kind === 'aborted') return { kind: 'abandon' };
-  if (outcome.kind === 'status' && isSuccess(outcome.status)) return { kind: 'ack' };
+  if (outcome.kind === 'status' && isSuccess(outcome.status)) return ACK;
   const attempts = attemptsSoFar(record);
   const action = actionFor(actions, outcome);
   if (action === 'drop') return { kind: 'drop', attempts };
@@ -354,8 +357,7 @@ export class Lanes<T> {
         if (released.size === 0) this.#released.delete(lane);
       }
     }
-    const effects = this.#place(h);
-    return { effects: [...effects, ...this.#pump()], duplicate: false, discount: h.discount };
+    return { effects: this.#pump(this.#place(h)), duplicate: false, discount: h.discount };
   }
 
   /** The attempt failed and will be retried or dead-lettered: give the HTTP slot back, keep the lane. */
@@ -376,7 +378,7 @@ export class Lanes<T> {
         effects.push(this.#release(b));
       }
     }
-    return [...effects, ...this.#pump()];
+    return this.#pump(effects);
   }
 
   /** A failed message's backoff is over: queue it for a slot. */
@@ -415,7 +417,7 @@ export class Lanes<T> {
         effects.push(...this.#place(b));
       }
     }
-    return [...effects, ...this.#pump()];
+    return this.#pump(effects);
   }
 
   /**
@@ -515,9 +517,9 @@ export class Lanes<T> {
     return m;
   }
 
-  #pump(): LaneEffect<T>[] {
-    if (this.#closed) return [];
-    const effects: LaneEffect<T>[] = [];
+  /** Starts what the free slots allow; the effects are added to `effects` (one array per call, not two). */
+  #pump(effects: LaneEffect<T>[] = []): LaneEffect<T>[] {
+    if (this.#closed) return effects;
     while (this.#active < this.#opts.concurrency) {
       const h = this.#ready.shift();
       if (!h) break;

@@ -13,6 +13,40 @@ export interface PulsarSourceMessage extends SourceMessage {
   readonly raw: Message;
 }
 
+/**
+ * A received message as the runner sees it: the id string and the client's message, whose fields are read through
+ * (one small object per message instead of a copy of every field).
+ */
+class Received implements PulsarSourceMessage {
+  readonly id: string;
+  readonly raw: Message;
+  constructor(raw: Message) {
+    this.raw = raw;
+    this.id = raw.messageId.toString();
+  }
+  get payload(): Uint8Array {
+    return this.raw.payload;
+  }
+  get key(): string | undefined {
+    return this.raw.key;
+  }
+  get properties(): Readonly<Record<string, string>> {
+    return this.raw.properties;
+  }
+  get eventTime(): number | undefined {
+    return this.raw.eventTime;
+  }
+  get publishTime(): number {
+    return this.raw.publishTime;
+  }
+  get redeliveryCount(): number {
+    return this.raw.redeliveryCount;
+  }
+  get topic(): string {
+    return this.raw.topic;
+  }
+}
+
 export type PulsarConnection = SourceConnection<PulsarSourceMessage>;
 
 export interface PulsarConnectOptions extends ConnectOptions {
@@ -81,18 +115,7 @@ export async function connectPulsar(opts: PulsarConnectOptions): Promise<PulsarC
     async receive() {
       if (closed) return undefined;
       try {
-        const m = await consumer.receive();
-        return {
-          id: m.messageId.toString(),
-          payload: m.payload,
-          key: m.key,
-          properties: m.properties,
-          eventTime: m.eventTime,
-          publishTime: m.publishTime,
-          redeliveryCount: m.redeliveryCount,
-          topic: m.topic,
-          raw: m,
-        };
+        return new Received(await consumer.receive());
       } catch (error) {
         if (closed || (error as { code?: string }).code === 'ALREADY_CLOSED') return undefined;
         throw error;

@@ -140,8 +140,10 @@ export function buildHeaders(msg: SourceMessage, ctx: RequestContext): Record<st
   h['pulsar-redelivery-count'] = String(msg.redeliveryCount);
   h['pulsar-publish-time'] = publishIso;
   if (msg.eventTime !== undefined) h['pulsar-event-time'] = eventIso;
-  for (const [name, value] of Object.entries(msg.properties)) {
-    h[`pulsar-property-${headerName(name)}`] = headerValue(value);
+  const props = msg.properties;
+  // for...in, not Object.entries: no array per message when, as usual, there are none.
+  for (const name in props) {
+    if (Object.hasOwn(props, name)) h[`pulsar-property-${headerName(name)}`] = headerValue(props[name]!);
   }
   return h;
 }

@@ -102,6 +102,19 @@ class InFlight {
     p.then(this.#done, this.#failed);
   }
 
+  /** Work reported through a callback rather than a promise: begin() now, end() once it is over. */
+  begin(): void {
+    this.count++;
+  }
+
+  end(): void {
+    this.#done();
+  }
+
+  failed(error: unknown): void {
+    this.#failed(error);
+  }
+
   idle(): Promise<void> {
     if (this.count === 0) return Promise.resolve();
     if (!this.#idle) {
@@ -228,7 +241,7 @@ export class Dispatcher<M extends SourceMessage> {
 
   #apply(effects: LaneEffect<Entry<M>>[]): void {
     for (const e of effects) {
-      if (e.type === 'start') this.#work.add(this.#attempt(e.value));
+      if (e.type === 'start') this.#attempt(e.value);
       else {
         this.#deps.source.release(e.value.msg);
         this.#deps.metrics.released.inc();
@@ -242,27 +255,41 @@ export class Dispatcher<M extends SourceMessage> {
     }
   }
 
-  async #attempt(e: Entry<M>): Promise<void> {
-    const { fn, metrics } = this.#deps;
-    e.localAttempts++;
-    e.headers ??= buildHeaders(e.msg, this.#cfg.request);
-    metrics.inFlight.set(++this.#inFlight);
-    const { outcome, durationMs } = await fn.post(e.msg.payload, e.headers, this.#abort.signal);
-    metrics.inFlight.set(--this.#inFlight);
-    metrics.attempt(outcome, durationMs);
-    const d = decide(
-      {
-        outcome,
-        localAttempts: e.localAttempts,
-        redeliveryCount: e.msg.redeliveryCount,
-        discount: e.discount,
-      },
-      this.#cfg.statusActions,
-      this.#cfg.retry,
-      this.#random,
-    );
-    this.#act(e, outcome, d);
+  /** Starts one HTTP attempt; its result comes back through #attempted (no promise or closure per attempt). */
+  #attempt(e: Entry<M>): void {
+    this.#work.begin();
+    try {
+      e.localAttempts++;
+      e.headers ??= buildHeaders(e.msg, this.#cfg.request);
+      this.#deps.metrics.inFlight.set(++this.#inFlight);
+      this.#deps.fn.send(e.msg.payload, e.headers, this.#abort.signal, this.#attempted, e);
+    } catch (error) {
+      this.#work.failed(error);
+    }
   }
+
+  readonly #attempted = (e: Entry<M>, outcome: Outcome, durationMs: number): void => {
+    try {
+      const { metrics } = this.#deps;
+      metrics.inFlight.set(--this.#inFlight);
+      metrics.attempt(outcome, durationMs);
+      const d = decide(
+        {
+          outcome,
+          localAttempts: e.localAttempts,
+          redeliveryCount: e.msg.redeliveryCount,
+          discount: e.discount,
+        },
+        this.#cfg.statusActions,
+        this.#cfg.retry,
+        this.#random,
+      );
+      this.#act(e, outcome, d);
+      this.#work.end();
+    } catch (error) {
+      this.#work.failed(error);
+    }
+  };
 
   #act(e: Entry<M>, outcome: Outcome, d: Decision): void {
     const { metrics } = this.#deps;

@@ -1,7 +1,7 @@
 // In-memory stand-ins for the runner's ports: a broker-like source (redelivers what is released or left unacked
 // at close), a scripted function and a dead-letter sink.
 
-import type { Attempt, FunctionClient } from '../../../src/dispatcher/http.ts';
+import type { Attempt, AttemptDone, FunctionClient } from '../../../src/dispatcher/http.ts';
 import type { Outcome } from '../../../src/dispatcher/policy.ts';
 import type { DeadLetter, DeadLetterSink, MessageSource } from '../../../src/dispatcher/ports.ts';
 import type { SourceMessage } from '../../../src/dispatcher/request.ts';
@@ -86,6 +86,15 @@ export class FakeFunction implements FunctionClient {
     this.calls.push({ body, headers });
     const outcome = await this.script(body, headers, signal);
     return { outcome, durationMs: 1 };
+  }
+  send<T>(
+    payload: Uint8Array,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+    done: AttemptDone<T>,
+    ctx: T,
+  ): void {
+    void this.post(payload, headers, signal).then((a) => done(ctx, a.outcome, a.durationMs));
   }
   async close(): Promise<void> {
     this.closed = true;
