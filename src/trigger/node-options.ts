@@ -8,7 +8,8 @@
 //
 // Measured (bench/dispatcher.ts, 2 shared cores, 60,000 × 1 KiB): the old-space cap is what bounds RSS at full
 // load and what costs throughput when small (64 MiB: ~27 % of the CPU in GC, -35 % msg/s); the semi-space size
-// matters less. See docs/dispatcher.md (Memory).
+// matters less: 16 MiB instead of 4 raised the full-load peak to 135-138 MiB (over the 128 MiB goal) with no
+// throughput gain, so 4 stays. See docs/dispatcher.md (Memory).
 
 /** Young generation semi-space, MiB. */
 export const SEMI_SPACE_MIB = 4;
