@@ -72,6 +72,12 @@ function rssMiB(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
 }
 
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 per second)
+}
+
 function triggerBody(namespace: string, i: number): PulsarTrigger {
   return {
     apiVersion: 'kubeless.io/v1',
@@ -225,12 +231,16 @@ async function main(): Promise<void> {
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );
     let readyAt: number | undefined;
+    let cpuAtReady = 0;
     const pollReady = (async () => {
       while (readyAt === undefined && created < N) {
         // The time the successful poll was sent: the caches synced at or after it, so the window is not shortened.
         const sent = performance.now();
         try {
-          if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) readyAt = sent;
+          if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) {
+            readyAt = sent;
+            cpuAtReady = cpuSeconds(child!.pid!);
+          }
         } catch {
           // not listening yet
         }
@@ -240,6 +250,7 @@ async function main(): Promise<void> {
     await done;
     const end = performance.now();
     const ctlS = (end - t1) / 1000;
+    const windowCpu = cpuSeconds(child.pid!) - cpuAtReady;
     await pollReady;
     const fromReadyS = readyAt === undefined ? undefined : (end - readyAt) / 1000;
     log(`controller: ${N} Deployments in ${ctlS.toFixed(1)} s from spawn`);
@@ -297,6 +308,12 @@ async function main(): Promise<void> {
         ok: rate / directRate >= 0.8,
       });
     }
+    if (fromReadyS !== undefined)
+      figures.push({
+        name: 'controller CPU while creating (information: share of one core, caches synced to last Deployment)',
+        value: windowCpu / fromReadyS,
+        unit: 'cores',
+      });
     figures.push({
       name: `Deployments/s, controller, from the process spawn (information: + start-up and lists)`,
       value: ctlRate,
