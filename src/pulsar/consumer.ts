@@ -663,6 +663,11 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
     return this.#reachedEnd;
   }
 
+  /** Subscribed on a live connection now; false while reconnecting after a lost connection, and once closed. */
+  get connected(): boolean {
+    return this.#state === 'ready';
+  }
+
   #closedErr(what: string): PulsarError {
     return new PulsarError(
       PulsarErrorCode.AlreadyClosed,

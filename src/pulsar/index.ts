@@ -53,6 +53,7 @@
  * // A batch entry is acked when all its messages are; a partly acked one sends its ack_set (which messages are
  * // left) so a broker with acknowledgmentAtBatchIndexLevelEnabled=true redelivers only those, to any consumer;
  * // a broker without it ignores the partial ack and redelivers the whole entry (acked messages included).
+ * consumer.connected;                    // subscribed on a live connection now (false while reconnecting)
  * await consumer.seek(messageId | timestampMs);
  * await consumer.unsubscribe();
  * await consumer.close();                 // ends the async iteration; messages not acked are redelivered

@@ -51,6 +51,11 @@ export class PartitionedConsumer extends Consumer {
     return this.#children.length;
   }
 
+  /** Every partition's consumer is subscribed on a live connection. */
+  override get connected(): boolean {
+    return !this.#closed && this.#children.length > 0 && this.#children.every((c) => c.connected);
+  }
+
   override async start(): Promise<void> {
     try {
       await this.#addPartitions(0, this.#partitions, this.#opts.initialPosition);

@@ -37,6 +37,12 @@ test('broker restart mid-stream: producer resends, consumer resumes, nothing ack
         await consumer.ack(m);
       }
     })();
+    assert.equal(consumer.connected, true, 'connected once subscribed');
+    // The connection state follows the broker: false while it is away, true again after the resubscribe.
+    let sawDisconnected = false;
+    const watcher = setInterval(() => {
+      if (!consumer.connected) sawDisconnected = true;
+    }, 20);
     const sent: Promise<unknown>[] = [];
     let restarting: Promise<void> | undefined;
     for (let i = 0; i < total; i++) {
@@ -50,6 +56,8 @@ test('broker restart mid-stream: producer resends, consumer resumes, nothing ack
     }
     await restarting;
     const ids = await Promise.all(sent);
+    clearInterval(watcher);
+    assert.equal(sawDisconnected, true, 'connected was false while the broker restarted');
     assert.equal(ids.length, total, 'every send resolved');
     receiving = false;
     const guard = setTimeout(() => {
@@ -58,6 +66,7 @@ test('broker restart mid-stream: producer resends, consumer resumes, nothing ack
     await reader;
     clearTimeout(guard);
     for (let i = 0; i < total; i++) assert.ok(received.has(`m${i}`), `m${i} received`);
+    assert.equal(consumer.connected, true, 'connected again after the restart');
     await producer.close();
     await consumer.close();
   } finally {
