@@ -9,39 +9,16 @@
 //
 // Starts no server. Prints a table and one `BENCH {...}` line per figure (see testenv/bench.ts).
 
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { type CompressionName, PulsarClient } from '../src/pulsar/index.ts';
 import { kptJavaClasses } from '../test/support/java.ts';
+import { need, run } from './support.ts';
 
 const serviceUrl = need('PULSAR_SERVICE_URL');
 const adminUrl = need('PULSAR_ADMIN_URL');
 const home = need('PULSAR_HOME');
 const N = Number(process.env.BENCH_MESSAGES ?? 200_000);
 const SIZE = 1024;
-
-function need(name: string): string {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`bench/client-codecs.ts: ${name} is not set (see the header of this file)`);
-    process.exit(2);
-  }
-  return v;
-}
-
-function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      cmd,
-      args,
-      { maxBuffer: 64 * 1024 * 1024, timeout: 600_000, env: { ...process.env, ...env } },
-      (err, stdout, stderr) =>
-        err
-          ? reject(new Error(`${cmd} failed: ${err.message}\n${stderr.slice(-3000)}`))
-          : resolve(stdout + stderr),
-    );
-  });
-}
 
 /** A payload that compresses like typical JSON events (not all zeros, not random). */
 function payload(i: number): Uint8Array {

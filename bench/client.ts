@@ -25,12 +25,12 @@
 //
 // Prints a table and one `BENCH {...}` line per figure (see testenv/bench.ts).
 
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { PulsarClient } from '../src/pulsar/index.ts';
 import { kptJavaClasses } from '../test/support/java.ts';
+import { need, run } from './support.ts';
 
 const serviceUrl = need('PULSAR_SERVICE_URL');
 const adminUrl = need('PULSAR_ADMIN_URL');
@@ -40,29 +40,6 @@ const N = Number(process.env.BENCH_MESSAGES ?? 200_000);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
 const SIZE = 1024;
 const QUEUE = 1000;
-
-function need(name: string): string {
-  const v = process.env[name];
-  if (!v) {
-    console.error(`bench/client.ts: ${name} is not set (see the header of this file)`);
-    process.exit(2);
-  }
-  return v;
-}
-
-function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      cmd,
-      args,
-      { maxBuffer: 64 * 1024 * 1024, timeout: 600_000, env: { ...process.env, ...env } },
-      (err, stdout, stderr) =>
-        err
-          ? reject(new Error(`${cmd} failed: ${err.message}\n${stderr.slice(-3000)}`))
-          : resolve(stdout + stderr),
-    );
-  });
-}
 
 const topic = `persistent://public/default/bench-${Date.now().toString(36)}`;
 const python = join(venv, 'bin/python');
