@@ -48,10 +48,10 @@ env: deps
 bench: deps
 	$(NODE) testenv/cli.ts bench
 
-## The JavaScript the image runs (dist/, tsconfig.build.json). bin/ prefers dist/ when it exists, so rebuild after
-## editing src/ or remove it (`make clean`); without it Node runs the TypeScript directly.
+## The JavaScript the image runs: one bundle per subcommand in dist/cli/ (scripts/build.ts). bin/ prefers dist/ when
+## it exists, so rebuild after editing src/ or remove it (`make clean`); without it Node runs the TypeScript directly.
 build: deps
-	tsc -p tsconfig.build.json
+	$(NODE) scripts/build.ts
 
 lint: deps
 	biome check .

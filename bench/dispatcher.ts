@@ -6,8 +6,8 @@
 //     the dispatcher's receiver queue.
 //  2. raw HTTP limit: the dispatcher's HTTP client (src/dispatcher/http.ts) posts the same N bodies with the headers
 //     the dispatcher builds for them, at the same concurrency, to the same function, no Pulsar.
-//  3. dispatcher: `kubeless-pulsar-trigger dispatcher` as it runs in the image (compiled JavaScript from a
-//     temporary dist/, the rendered Deployment's NODE_OPTIONS), a child process, delivers the N messages.
+//  3. dispatcher: `kubeless-pulsar-trigger dispatcher` as it runs in the image (the bundle scripts/build.ts makes,
+//     in a temporary dist/, the rendered Deployment's NODE_OPTIONS), a child process, delivers the N messages.
 //     Printed with its ratio to the smaller of the two limits (goal ≥ 0.7).
 //  4. latency from publish to the function at a steady rate (goal p99 < 5 ms on loopback), next to the raw client's
 //     publish → receive latency at the same rate on the same broker: the difference is what the dispatcher adds.
@@ -16,11 +16,11 @@
 // The function is a minimal HTTP server answering 200, in a worker thread (its own event loop) of this process, for
 // both the raw HTTP limit and the dispatcher.
 // Options: --messages N (200000), --size BYTES (1024), --concurrency C (32), --rate R (1000), --seconds S (10),
-// --source (run the TypeScript through Node's type stripping instead of the compiled build).
+// --source (run the TypeScript through Node's type stripping instead of the bundle).
 // KPT_DISPATCHER_NODE_OPTIONS replaces the Deployment's NODE_OPTIONS (to compare V8 settings; "" for none).
 
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,8 +49,8 @@ const now = () => performance.timeOrigin + performance.now();
 // --- the dispatcher as the image runs it
 
 /**
- * The image's application: bin/ next to dist/ compiled with tsconfig.build.json (the launcher prefers dist/), in a
- * temporary folder so a developer's checkout never gets a stale dist/. Returns the launcher's path.
+ * The image's application: bin/ next to dist/ built by scripts/build.ts (the bundles the image runs; the launcher
+ * prefers dist/), in a temporary folder so a developer's checkout never gets a stale dist/. Returns the launcher.
  */
 async function productionBuild(): Promise<{ launcher: string; remove(): void }> {
   if (FROM_SOURCE) return { launcher: join(root, 'bin/kubeless-pulsar-trigger.js'), remove() {} };
@@ -58,20 +58,11 @@ async function productionBuild(): Promise<{ launcher: string; remove(): void }> 
   mkdirSync(join(dir, 'bin'));
   copyFileSync(join(root, 'bin/kubeless-pulsar-trigger.js'), join(dir, 'bin/kubeless-pulsar-trigger.js'));
   copyFileSync(join(root, 'package.json'), join(dir, 'package.json'));
-  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
-  const tsc = spawn(
-    process.execPath,
-    [
-      join(root, 'node_modules/typescript/bin/tsc'),
-      '-p',
-      join(root, 'tsconfig.build.json'),
-      '--outDir',
-      join(dir, 'dist'),
-    ],
-    { stdio: 'inherit' },
-  );
-  const code = await new Promise<number | null>((resolve) => tsc.on('close', resolve));
-  if (code !== 0) throw new Error(`bench: tsc -p tsconfig.build.json failed (exit ${code})`);
+  const built = spawn(process.execPath, [join(root, 'scripts/build.ts'), '--outdir', join(dir, 'dist')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const code = await new Promise<number | null>((resolve) => built.on('close', resolve));
+  if (code !== 0) throw new Error(`bench: scripts/build.ts failed (exit ${code})`);
   return {
     launcher: join(dir, 'bin/kubeless-pulsar-trigger.js'),
     remove: () => rmSync(dir, { recursive: true, force: true }),
@@ -369,7 +360,7 @@ async function main(): Promise<void> {
   const p99 = pct(steady, 99);
   const rawP50 = pct(rawSteady, 50);
   const rawP99 = pct(rawSteady, 99);
-  const how = `${FROM_SOURCE ? 'TypeScript (type stripping)' : 'compiled dist/'}, NODE_OPTIONS=${JSON.stringify(NODE_OPTIONS)}`;
+  const how = `${FROM_SOURCE ? 'TypeScript (type stripping)' : 'bundled dist/ (scripts/build.ts)'}, NODE_OPTIONS=${JSON.stringify(NODE_OPTIONS)}`;
   const figures: Figure[] = [
     { name: 'raw consume limit', value: round(consumeRate, 0), unit: 'msg/s' },
     { name: 'raw HTTP limit', value: round(httpRate, 0), unit: 'msg/s' },

@@ -6,7 +6,9 @@
 // same bodies, 32 connections, the Deployment's heap flags): dispatch() ~26 µs of CPU per request against ~34 µs
 // for request() and ~67 µs for node:http with a keep-alive Agent, and fewer scavenges; so undici stays, used lower.
 
-import { Pool } from 'undici';
+// The Pool's own file, not the package index: the index loads all of undici (fetch, WebSocket, caches, mocks) and
+// Node's internal copy of it, ~6 MiB of idle RSS the dispatcher never uses (bench/dispatcher.ts, idle RSS goal).
+import Pool from 'undici/lib/dispatcher/pool.js';
 import type { NetworkErrorKind, Outcome } from './policy.ts';
 import { parseRetryAfter } from './policy.ts';
 

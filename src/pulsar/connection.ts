@@ -2,8 +2,9 @@
 // (CONNECT/CONNECTED, AUTH_CHALLENGE), keep-alive (PING/PONG both ways), request ids with timeouts, and routing of
 // broker-initiated commands to the consumer or producer they are for.
 
+import { createRequire } from 'node:module';
 import net from 'node:net';
-import tls from 'node:tls';
+import type tls from 'node:tls';
 import type { AuthProvider, Logger } from './auth.ts';
 import * as cmds from './commands.ts';
 import { PulsarError, PulsarErrorCode, ServerError } from './errors.ts';
@@ -21,6 +22,16 @@ import {
 } from './proto/generated/PulsarApi.ts';
 import { describeTlsError } from './tls.ts';
 import { redactTokens } from './token.ts';
+
+/**
+ * node:tls, loaded on the first pulsar+ssl:// connection: with node:crypto it adds ~5 MiB of RSS to a process
+ * that may only ever speak plain TCP (bench/dispatcher.ts, idle RSS goal).
+ */
+let tlsModule: typeof tls | undefined;
+function loadTls(): typeof tls {
+  tlsModule ??= createRequire(import.meta.url)('node:tls') as typeof tls;
+  return tlsModule;
+}
 
 export interface SocketTarget {
   host: string;
@@ -192,7 +203,7 @@ export class Connection {
 
   #defaultSocket(target: SocketTarget): net.Socket {
     if (target.tls) {
-      return tls.connect({
+      return loadTls().connect({
         host: target.host,
         port: target.port,
         // SNI takes host names only (RFC 6066); certificate checks still use `host`.

@@ -4,9 +4,12 @@
 // The token itself never appears in errors, logs or inspection output: only where it came from.
 
 import { readFile } from 'node:fs/promises';
-import { inspect } from 'node:util';
 import type { AuthProvider } from './auth.ts';
 import { PulsarError, PulsarErrorCode } from './errors.ts';
+
+// util.inspect.custom is this registered symbol; taking it from the registry spares node:util's ES-module wrapper,
+// which reads every export of node:util and so loads node:worker_threads and more: memory for nothing.
+const INSPECT_CUSTOM = Symbol.for('nodejs.util.inspect.custom');
 
 export type TokenSource =
   | { token: string }
@@ -97,7 +100,7 @@ export class TokenAuth implements AuthProvider {
     return { method: this.method, source: this.source };
   }
 
-  [inspect.custom](): string {
+  [INSPECT_CUSTOM](): string {
     return this.toString();
   }
 }

@@ -1,7 +1,6 @@
 // The image's application folder, built without Docker: the same steps deploy/Dockerfile's build stage runs
-// (`npm pack` of the project, the lock file next to it, the TypeScript compiled to dist/ with tsconfig.build.json
-// and the sources removed, `npm ci --omit=dev`), then both entrypoints run from that
-// folder the way the distroless image runs them (node + bin/kubeless-pulsar-trigger.js, no shell, no PATH, no
+// (scripts/build.ts bundles every subcommand into dist/cli/, the launcher and package.json beside it, no
+// node_modules), then both entrypoints run from that folder the way the distroless image runs them (node + bin/kubeless-pulsar-trigger.js, no shell, no PATH, no
 // HOME, cwd /). A file missing from the package, a dependency declared as dev-only, or an entrypoint that needs
 // something outside its folder fails here. Static checks keep deploy/Dockerfile and .dockerignore in line with it.
 
@@ -16,8 +15,9 @@ import {
   readdirSync,
   readFileSync,
   realpathSync,
-  rmSync,
+  statSync,
 } from 'node:fs';
+import { isBuiltin } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseAllDocuments } from 'yaml';
@@ -75,41 +75,30 @@ function entrypoint(args: string[], env: Record<string, string> = {}) {
 
 before(async () => {
   const npm = npmCli();
-  const packed = await runOk(
-    process.execPath,
-    [npm, 'pack', '--json', '--ignore-scripts', '--pack-destination', tmp.dir],
-    { cwd: repoRoot, timeoutMs: 120_000 },
+  // What `npm publish` would ship (for `npx kubeless-pulsar-trigger run`): listed, not built.
+  const packed = await runOk(process.execPath, [npm, 'pack', '--dry-run', '--json', '--ignore-scripts'], {
+    cwd: repoRoot,
+    timeoutMs: 120_000,
+  });
+  const info = JSON.parse(packed.stdout) as { files: { path: string }[] }[];
+  if (!info[0]) throw new SetupError('npm pack --dry-run reported nothing', { stdout: packed.stdout });
+  packedFiles = info[0].files.map((f) => f.path).sort();
+  // As the Dockerfile's build stage.
+  await runOk(process.execPath, [join(repoRoot, 'scripts', 'build.ts'), '--outdir', join(app, 'dist')], {
+    cwd: repoRoot,
+    timeoutMs: 240_000,
+  });
+  mkdirSync(join(app, 'bin'));
+  copyFileSync(
+    join(repoRoot, 'bin', 'kubeless-pulsar-trigger.js'),
+    join(app, 'bin', 'kubeless-pulsar-trigger.js'),
   );
-  const info = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
-  const tarball = info[0]?.filename;
-  if (!tarball) throw new SetupError('npm pack reported no tarball', { stdout: packed.stdout });
-  packedFiles = info[0]!.files.map((f) => f.path).sort();
-  mkdirSync(app);
-  await runOk('tar', ['-xzf', join(tmp.dir, tarball), '-C', app, '--strip-components=1']);
-  copyFileSync(join(repoRoot, 'package-lock.json'), join(app, 'package-lock.json'));
-  // As the Dockerfile: compile with the repository's compiler into the folder, then drop the sources.
-  await runOk(
-    process.execPath,
-    [
-      join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'),
-      '-p',
-      join(repoRoot, 'tsconfig.build.json'),
-      '--outDir',
-      join(app, 'dist'),
-    ],
-    { cwd: repoRoot, timeoutMs: 240_000 },
-  );
-  rmSync(join(app, 'src'), { recursive: true, force: true });
-  await runOk(
-    process.execPath,
-    [npm, 'ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'],
-    { cwd: app, timeoutMs: 540_000 },
-  );
+  copyFileSync(join(repoRoot, 'package.json'), join(app, 'package.json'));
 });
 
 after(() => tmp.remove());
 
-describe('the production folder', () => {
+describe('the npm package', () => {
   test('holds the launcher and the sources, and no tests, tooling or test environment', () => {
     assert.ok(packedFiles.includes('bin/kubeless-pulsar-trigger.js'));
     assert.ok(packedFiles.includes('src/cli/controller.ts'));
@@ -123,38 +112,37 @@ describe('the production folder', () => {
       [],
     );
   });
-
-  test('has every production dependency and no development-only package', () => {
-    for (const dep of Object.keys(pkg.dependencies)) {
-      assert.ok(existsSync(join(app, 'node_modules', dep, 'package.json')), `missing dependency ${dep}`);
-    }
-    // What the lock file marks dev (needed only by devDependencies) must be absent, whatever else pulls it in.
-    const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as {
-      packages: Record<string, { dev?: boolean }>;
-    };
-    const devOnly = Object.entries(lock.packages)
-      .filter(([path, p]) => p.dev && path.startsWith('node_modules/'))
-      .map(([path]) => path);
-    assert.ok(devOnly.length > 0, 'the lock file marks development packages');
-    assert.deepEqual(
-      devOnly.filter((path) => existsSync(join(app, path))),
-      [],
-    );
-    for (const dep of ['typescript', '@biomejs/biome', 'fast-check']) {
-      assert.ok(!existsSync(join(app, 'node_modules', dep)), `${dep} in the image`);
-    }
-  });
 });
 
-describe('the compiled application', () => {
-  test('dist/ holds every subcommand as JavaScript and the folder holds no TypeScript', () => {
+describe('the production folder', () => {
+  test('holds the launcher, one bundle per subcommand and package.json, and nothing else', () => {
+    const files = (readdirSync(app, { recursive: true }) as string[])
+      .filter((f) => !statSync(join(app, f)).isDirectory())
+      .sort();
+    assert.deepEqual(files, [
+      'bin/kubeless-pulsar-trigger.js',
+      'dist/cli/controller.js',
+      'dist/cli/dispatcher.js',
+      'dist/cli/run.js',
+      'package.json',
+    ]);
+  });
+
+  test('each bundle imports nothing but Node builtins (no node_modules in the image)', () => {
     for (const cmd of ['controller', 'dispatcher', 'run']) {
-      assert.ok(existsSync(join(app, 'dist', 'cli', `${cmd}.js`)), `dist/cli/${cmd}.js`);
+      const code = readFileSync(join(app, 'dist', 'cli', `${cmd}.js`), 'utf8');
+      const specifiers = [
+        ...code.matchAll(/\bfrom\s*["']([^"']+)["']/g),
+        ...code.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
+        ...code.matchAll(/\brequire\(\s*["']([^"']+)["']\s*\)/g),
+      ].map((m) => m[1]!);
+      assert.ok(specifiers.length > 0, `${cmd}: imports found`);
+      assert.deepEqual(
+        specifiers.filter((spec) => !isBuiltin(spec)),
+        [],
+        `${cmd}.js imports only builtins`,
+      );
     }
-    const ts = (readdirSync(app, { recursive: true }) as string[]).filter(
-      (f) => !f.startsWith('node_modules') && /\.[cm]?ts$/.test(f) && !f.endsWith('.d.ts'),
-    );
-    assert.deepEqual(ts, []);
   });
 
   test('the launcher runs it with type stripping off', async () => {
@@ -326,15 +314,25 @@ describe('deploy/Dockerfile and .dockerignore build this same folder', () => {
     assert.match(dockerfile, /^FROM runtime AS dispatcher\n[\s\S]*CMD \["dispatcher"\]/m);
   });
 
-  test('the build stage packs the project and installs production dependencies only', () => {
+  test('the build stage bundles with scripts/build.ts into /app and copies the launcher and package.json', () => {
     const build = stages.find((s) => s.includes(' AS build'));
     assert.ok(build);
-    for (const what of ['package.json', 'package-lock.json', 'tsconfig.build.json', 'bin', 'src']) {
-      assert.match(build, new RegExp(`^COPY .*\\b${what.replace('.', '\\.')}\\b`, 'm'), `COPY ${what}`);
+    for (const what of [
+      'package.json',
+      'package-lock.json',
+      'tsconfig.json',
+      'bin',
+      'scripts/build.ts',
+      'scripts/bundle-shims',
+      'src',
+    ]) {
+      assert.match(build, new RegExp(`^COPY .*\\b${what.replaceAll('.', '\\.')}\\b`, 'm'), `COPY ${what}`);
     }
-    assert.match(build, /npm pack/);
-    assert.match(build, /npm ci --omit=dev/);
-    assert.match(build, /tsc -p tsconfig\.build\.json --outDir \/app\/dist/);
+    assert.match(build, /npm ci /);
+    assert.match(build, /node scripts\/build\.ts --outdir \/app\/dist/);
+    assert.match(build, /cp bin\/kubeless-pulsar-trigger\.js \/app\/bin\//);
+    assert.match(build, /cp package\.json \/app\//);
+    assert.doesNotMatch(build, /\/app\/node_modules|npm ci --omit=dev/);
   });
 
   test('the runtime runs the launcher as a non-root user, without a shell', () => {
@@ -356,8 +354,9 @@ describe('deploy/Dockerfile and .dockerignore build this same folder', () => {
       '!package.json',
       '!package-lock.json',
       '!tsconfig.json',
-      '!tsconfig.build.json',
       '!bin/',
+      '!scripts/build.ts',
+      '!scripts/bundle-shims/',
       '!src/',
     ]) {
       assert.ok(lines.includes(keep), `.dockerignore keeps ${keep}`);
