@@ -18,7 +18,8 @@
 // The controller runs as the image runs it: src/ compiled by tsconfig.build.json (into a scratch folder under tmp/,
 // not dist/, which the launcher would pick up for everyone), so Node loads no type stripper. --typescript runs the
 // sources with type stripping instead, as a checkout does.
-// Options: --triggers N (1000), --workers W (16), --private-kube, --typescript.
+// Options: --triggers N (1000), --workers W (16), --private-kube, --typescript, --diagnose (where the time goes in
+// each phase, on stderr: bench/controller-diag.lib.ts).
 
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
@@ -32,6 +33,7 @@ import { kube } from '../test/support/env.ts';
 import { runOk } from '../test/support/packaging.ts';
 import { BENCH_PREFIX, type BenchFigure } from '../testenv/bench.ts';
 import { type KubeHandle, startKube } from '../testenv/kube.ts';
+import { Diagnosis } from './controller-diag.lib.ts';
 
 const root = join(import.meta.dirname, '..');
 const arg = (name: string, fallback: number) => {
@@ -44,6 +46,9 @@ const privateKube = process.argv.includes('--private-kube');
 const typescript = process.argv.includes('--typescript');
 // Node flags for the controller process (to compare V8 heap settings); by default none beyond what it sets itself.
 const nodeOptions = (process.env.KPT_CONTROLLER_NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+// --diagnose: CPU per process and the API server's work per phase, and the controller's event-loop delay (stderr).
+const diagnose = process.argv.includes('--diagnose');
+if (diagnose) nodeOptions.push('--import', join(import.meta.dirname, 'controller-diag.preload.lib.mjs'));
 const suffix = Math.random().toString(36).slice(2, 7);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => process.stderr.write(`${s}\n`);
@@ -113,6 +118,7 @@ async function main(): Promise<void> {
     env = { kubeconfig: k.kubeconfig, binDir: k.binDir };
   } else env = kube();
   const api = new KubeApi(loadKubeconfigFile(env.kubeconfig), { connections: W + 4 });
+  const diag = diagnose ? new Diagnosis(api.conn, env.kubeconfig) : undefined;
   const directNs = `bench-direct-${suffix}`;
   const ctlNs = `bench-ctl-${suffix}`;
   const directAfterNs = `bench-direct2-${suffix}`;
@@ -167,6 +173,7 @@ async function main(): Promise<void> {
         delete (d.metadata as JsonObject).ownerReferences;
         return d;
       });
+      await diag?.start(what);
       const t0 = performance.now();
       await pool(N, W, (i) =>
         api.request('POST', paths.deployments(namespace), {
@@ -176,7 +183,9 @@ async function main(): Promise<void> {
         }),
       );
       const seconds = (performance.now() - t0) / 1000;
+      await diag?.end(what);
       log(`direct (${what}): ${N} Deployments in ${seconds.toFixed(1)} s`);
+      await diag?.start(`${what}, kube-controller-manager catching up`);
       // The kube-controller-manager now makes a ReplicaSet and a Pod for each: wait until it is done.
       for (let last = -1; ; ) {
         const pods = await count(api, `/api/v1/namespaces/${namespace}/pods`);
@@ -184,6 +193,7 @@ async function main(): Promise<void> {
         last = pods;
         await sleep(3000);
       }
+      await diag?.end(`${what}, kube-controller-manager catching up`);
       return seconds;
     };
     const directBeforeS = await direct(directNs, 'before the controller');
@@ -203,6 +213,7 @@ async function main(): Promise<void> {
 
     const port = await freePort();
     const resyncSeconds = 20;
+    await diag?.scrapeBefore('controller');
     const t1 = performance.now();
     child = spawn(
       process.execPath,
@@ -240,6 +251,10 @@ async function main(): Promise<void> {
           if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) {
             readyAt = sent;
             cpuAtReady = cpuSeconds(child!.pid!);
+            if (diag) {
+              child!.kill('SIGUSR2'); // resets the event-loop histogram
+              diag.cpuStart('controller', { controller: child!.pid });
+            }
           }
         } catch {
           // not listening yet
@@ -251,6 +266,11 @@ async function main(): Promise<void> {
     const end = performance.now();
     const ctlS = (end - t1) / 1000;
     const windowCpu = cpuSeconds(child.pid!) - cpuAtReady;
+    if (diag) {
+      child.kill('SIGUSR2');
+      await diag.end('controller', { controller: child.pid });
+      await diag.start('controller settling', { controller: child.pid });
+    }
     await pollReady;
     const fromReadyS = readyAt === undefined ? undefined : (end - readyAt) / 1000;
     log(`controller: ${N} Deployments in ${ctlS.toFixed(1)} s from spawn`);
@@ -272,6 +292,7 @@ async function main(): Promise<void> {
       await sleep(3000);
     }
     const settledWrites = last;
+    await diag?.end('controller settling', { controller: child.pid });
     const before = await writes();
     const r0 = await reconciles();
     while ((await reconciles()) < r0 + N) await sleep(500);
