@@ -388,24 +388,16 @@ export class KubeApi {
     } catch (e) {
       throw this.transportError('GET', path, e);
     }
-    res.setEncoding('utf8');
     if ((res.statusCode ?? 0) >= 400) {
+      res.setEncoding('utf8');
       let text = '';
       for await (const c of res) text += c;
       throw new KubeApiError('GET', path, res.statusCode ?? 0, parseStatus(text));
     }
-    let rest = '';
     try {
-      for await (const chunk of res as AsyncIterable<string>) {
-        rest += chunk;
-        let nl = rest.indexOf('\n');
-        while (nl !== -1) {
-          const line = rest.slice(0, nl);
-          rest = rest.slice(nl + 1);
-          if (line.trim() !== '') onEvent(JSON.parse(line) as { type: string; object: unknown });
-          nl = rest.indexOf('\n');
-        }
-      }
+      await forEachLine(res as AsyncIterable<Buffer>, (line) => {
+        if (line.trim() !== '') onEvent(JSON.parse(line) as { type: string; object: unknown });
+      });
     } finally {
       res.destroy();
     }
@@ -415,6 +407,37 @@ export class KubeApi {
   async close(): Promise<void> {
     this.agent.destroy();
     this.watchAgent.destroy();
+  }
+}
+
+/**
+ * Calls onLine with each newline-terminated line of a byte stream (UTF-8), as a string without its newline; an
+ * unterminated last line is dropped (a watch reply cut short mid-event). The newline is looked for in the bytes of
+ * each chunk, and each line decoded once: appending chunks to a string and searching that made V8 flatten (copy)
+ * the growing text again for every chunk, and was the controller's top self-time reading the watch events of 1000
+ * new Deployments (a few kB each, several per chunk). 0x0A never occurs inside a multi-byte UTF-8 sequence, so
+ * splitting on it before decoding is safe.
+ */
+export async function forEachLine(
+  source: AsyncIterable<Buffer>,
+  onLine: (line: string) => void,
+): Promise<void> {
+  let pending: Buffer[] = []; // the start of a line that began in an earlier chunk
+  for await (const chunk of source) {
+    let start = 0;
+    let nl = chunk.indexOf(10);
+    while (nl !== -1) {
+      let line: string;
+      if (pending.length > 0) {
+        pending.push(chunk.subarray(start, nl));
+        line = Buffer.concat(pending).toString('utf8');
+        pending = [];
+      } else line = chunk.toString('utf8', start, nl);
+      onLine(line);
+      start = nl + 1;
+      nl = chunk.indexOf(10, start);
+    }
+    if (start < chunk.length) pending.push(chunk.subarray(start));
   }
 }
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { httpStatus } from '../../../src/controller/errors.ts';
 import {
+  forEachLine,
   KubeApiError,
   loadInCluster,
   loadKubeconfigFile,
@@ -124,4 +125,23 @@ test('API errors carry the HTTP status and the server message; queries are encod
     withQuery('/p', { labelSelector: 'a=b,c', limit: 5, continue: undefined, watch: true }),
     '/p?labelSelector=a%3Db%2Cc&limit=5&watch=true',
   );
+});
+
+test('forEachLine: lines split across chunks, several per chunk, multi-byte characters cut in two', async () => {
+  const text = '{"a":"é€😀"}\n{"b":1}\n\n{"c":"xyz"}\n{"d":"cut';
+  const bytes = Buffer.from(text, 'utf8');
+  // Every split into 1-byte, 3-byte and 7-byte chunks, so each multi-byte character is cut somewhere.
+  for (const size of [1, 3, 7, bytes.length]) {
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
+    const lines: string[] = [];
+    await forEachLine(
+      (async function* () {
+        yield* chunks;
+      })(),
+      (l) => lines.push(l),
+    );
+    // The unterminated tail (a reply cut short mid-event) is not reported.
+    assert.deepEqual(lines, ['{"a":"é€😀"}', '{"b":1}', '', '{"c":"xyz"}'], `chunks of ${size}`);
+  }
 });
