@@ -16,7 +16,8 @@
 // The function is a minimal HTTP server answering 200, in a worker thread (its own event loop) of this process, for
 // both the raw HTTP limit and the dispatcher.
 // Options: --messages N (200000), --size BYTES (1024), --concurrency C (32), --rate R (1000), --seconds S (10),
-// --source (run the TypeScript through Node's type stripping instead of the bundle).
+// --source (run the TypeScript through Node's type stripping instead of the bundle), --launcher PATH (run that
+// launcher, e.g. another build's bin/kubeless-pulsar-trigger.js, instead of building one).
 // KPT_DISPATCHER_NODE_OPTIONS replaces the Deployment's NODE_OPTIONS (to compare V8 settings; "" for none).
 
 import { spawn } from 'node:child_process';
@@ -41,6 +42,10 @@ const C = arg('concurrency', 32);
 const RATE = arg('rate', 1000);
 const SECONDS = arg('seconds', 10);
 const FROM_SOURCE = process.argv.includes('--source');
+// --launcher PATH: run this launcher (another build of the dispatcher) instead of building one, to compare builds.
+const LAUNCHER = process.argv.includes('--launcher')
+  ? process.argv[process.argv.indexOf('--launcher') + 1]
+  : undefined;
 const root = join(import.meta.dirname, '..');
 const pulsar = pulsarPlain();
 const suffix = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
@@ -53,6 +58,7 @@ const now = () => performance.timeOrigin + performance.now();
  * prefers dist/), in a temporary folder so a developer's checkout never gets a stale dist/. Returns the launcher.
  */
 async function productionBuild(): Promise<{ launcher: string; remove(): void }> {
+  if (LAUNCHER) return { launcher: LAUNCHER, remove() {} };
   if (FROM_SOURCE) return { launcher: join(root, 'bin/kubeless-pulsar-trigger.js'), remove() {} };
   const dir = mkdtempSync(join(tmpdir(), 'kpt-bench-build-'));
   mkdirSync(join(dir, 'bin'));
@@ -360,7 +366,7 @@ async function main(): Promise<void> {
   const p99 = pct(steady, 99);
   const rawP50 = pct(rawSteady, 50);
   const rawP99 = pct(rawSteady, 99);
-  const how = `${FROM_SOURCE ? 'TypeScript (type stripping)' : 'bundled dist/ (scripts/build.ts)'}, NODE_OPTIONS=${JSON.stringify(NODE_OPTIONS)}`;
+  const how = `${LAUNCHER ? LAUNCHER : FROM_SOURCE ? 'TypeScript (type stripping)' : 'bundled dist/ (scripts/build.ts)'}, NODE_OPTIONS=${JSON.stringify(NODE_OPTIONS)}`;
   const figures: Figure[] = [
     { name: 'raw consume limit', value: round(consumeRate, 0), unit: 'msg/s' },
     { name: 'raw HTTP limit', value: round(httpRate, 0), unit: 'msg/s' },
