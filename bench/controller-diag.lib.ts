@@ -4,9 +4,9 @@
 // requests by verb and resource (with their mean server-side latency), watch events sent by kind (count and
 // bytes), etcd requests by operation and type. Printed on stderr; the figures of the benchmark do not change.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { KubeConnection } from '../src/controller/kubeapi.ts';
 
 function cpuSeconds(pid: number): number | undefined {
@@ -36,11 +36,15 @@ export function controlPlanePids(kubeconfig: string): Map<string, number> {
   return out;
 }
 
-function scrape(conn: KubeConnection): Promise<string> {
+function scrape(conn: KubeConnection, path = '/metrics'): Promise<string> {
+  return get(conn, path).then((b) => b.toString('utf8'));
+}
+
+function get(conn: KubeConnection, path: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const token = conn.token();
     const req = request(
-      `${conn.server}/metrics`,
+      `${conn.server}${path}`,
       {
         ...(conn.ca ? { ca: conn.ca } : {}),
         ...(conn.cert ? { cert: conn.cert } : {}),
@@ -50,7 +54,7 @@ function scrape(conn: KubeConnection): Promise<string> {
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        res.on('end', () => resolve(Buffer.concat(chunks)));
       },
     );
     req.on('error', reject);
@@ -154,6 +158,18 @@ export class Diagnosis {
   async start(phase: string, extra: Record<string, number | undefined> = {}): Promise<void> {
     await this.scrapeBefore(phase);
     this.cpuStart(phase, extra);
+  }
+
+  /**
+   * With KPT_DIAG_PPROF_DIR set (and the API server started with KPT_KUBE_APISERVER_ARGS=--profiling=true): a CPU
+   * profile of the API server over the next `seconds`, written to <dir>/<phase>.pprof (go tool pprof reads it).
+   */
+  profile(phase: string, seconds: number): void {
+    const dir = process.env.KPT_DIAG_PPROF_DIR;
+    if (!dir) return;
+    get(this.conn, `/debug/pprof/profile?seconds=${seconds}`)
+      .then((b) => writeFileSync(join(dir, `${phase.replace(/[^\w-]+/g, '_')}.pprof`), b))
+      .catch((e) => process.stderr.write(`diagnose: profile ${phase}: ${String(e)}\n`));
   }
 
   /** CPU read first (synchronously), the metrics scraped after. */

@@ -146,6 +146,8 @@ export async function startKube(opts: { startTimeoutMs?: number } = {}): Promise
     '--enable-priority-and-fairness=false',
     '--profiling=false',
     '--v=1',
+    // Extra flags for diagnosis, e.g. KPT_KUBE_APISERVER_ARGS=--profiling=true (the last of a repeated flag wins).
+    ...(process.env.KPT_KUBE_APISERVER_ARGS ?? '').split(' ').filter(Boolean),
   ];
   let apiserver = spawnService('kube-apiserver', join(binDir, 'kube-apiserver'), apiserverArgs, {
     logFile: join(dir, 'kube-apiserver.log'),
