@@ -15,7 +15,7 @@
 //  3. resync: with everything settled, the writes the controller makes while resyncing all N triggers (goal 0).
 //  4. RSS of the controller process holding N triggers and N Deployments in its caches (goal < 150 MiB).
 // Prints a table and one `BENCH {json}` line per figure (format: testenv/bench.ts).
-// The controller runs as the image runs it: src/ compiled by tsconfig.build.json (into a scratch folder under tmp/,
+// The controller runs as the image runs it: the bundle scripts/build.ts makes (into a scratch folder under tmp/,
 // not dist/, which the launcher would pick up for everyone), so Node loads no type stripper. --typescript runs the
 // sources with type stripping instead, as a checkout does.
 // Options: --triggers N (1000), --workers W (16), --private-kube, --typescript, --diagnose (where the time goes in
@@ -123,16 +123,12 @@ async function main(): Promise<void> {
   const ctlNs = `bench-ctl-${suffix}`;
   const directAfterNs = `bench-direct2-${suffix}`;
   let child: ReturnType<typeof spawn> | undefined;
-  // Compiled below tmp/ in the repository, so that its imports resolve to the repository's node_modules.
+  // The image's bundle (scripts/build.ts) in a scratch folder under tmp/, not dist/ (which the launcher would pick
+  // up for everyone).
   const compiled = join(root, 'tmp', `bench-controller-${suffix}`);
   let controllerEntry = join(root, 'src', 'cli', 'controller.ts');
   if (!typescript) {
-    await runOk(join(root, 'node_modules', '.bin', 'tsc'), [
-      '-p',
-      join(root, 'tsconfig.build.json'),
-      '--outDir',
-      compiled,
-    ]);
+    await runOk(process.execPath, [join(root, 'scripts', 'build.ts'), '--outdir', compiled]);
     controllerEntry = join(compiled, 'cli', 'controller.js');
   }
   const figures: BenchFigure[] = [];
@@ -367,7 +363,7 @@ async function main(): Promise<void> {
         ok: resyncWrites === 0,
       },
       {
-        name: `controller RSS with ${N} triggers and ${N} Deployments cached (${typescript ? 'TypeScript sources' : 'compiled, as the image'})`,
+        name: `controller RSS with ${N} triggers and ${N} Deployments cached (${typescript ? 'TypeScript sources' : 'bundled, as the image'})`,
         value: Math.round(mem.rss),
         unit: 'MiB',
         limit: 150,

@@ -1,10 +1,15 @@
 // Wiring: leader election → informers → work queue → reconcile, plus /healthz, /readyz and /metrics. A standby
 // only campaigns; informers start when it leads, so two replicas never reconcile at once.
 
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+// prom-client's classes from their own files (its index loads node:cluster and the Pushgateway's http clients).
+import Counter from 'prom-client/lib/counter.js';
+import Gauge from 'prom-client/lib/gauge.js';
+import Histogram from 'prom-client/lib/histogram.js';
+import Registry from 'prom-client/lib/registry.js';
 import type { ControllerConfig } from './config.ts';
 import { describe } from './errors.ts';
 import { Informer, MergedStore } from './informer.ts';
@@ -20,6 +25,9 @@ import { KubeApi, type KubeConnection } from './kubeapi.ts';
 import { LeaderElector, leaseApi } from './leader.ts';
 import { isSeedDeployment, type KubeObject, keyOf, ownerKey, Reconciler } from './reconcile.ts';
 import { WorkQueue } from './workqueue.ts';
+
+// node:http through require(): an ES import would load Node's internal undici through http's lazy getters.
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 export interface Metrics {
   registry: Registry;

@@ -9,12 +9,22 @@
 
 import { once } from 'node:events';
 import { readFileSync, statSync } from 'node:fs';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Agent as HttpAgent, IncomingMessage } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
-import { createSecureContext } from 'node:tls';
 import { parse as parseYaml } from 'yaml';
 import { ControllerError } from './errors.ts';
+
+// Node's http, https and tls through require(), not ES imports: an ES import of a builtin reads every export, and
+// node:http's WebSocket, CloseEvent and MessageEvent getters then load Node's internal copy of undici (~13 MiB of
+// RSS for nothing; see docs/dispatcher.md, Memory).
+const nodeRequire = createRequire(import.meta.url);
+const http = nodeRequire('node:http') as typeof import('node:http');
+const https = nodeRequire('node:https') as typeof import('node:https');
+const { createSecureContext } = nodeRequire('node:tls') as typeof import('node:tls');
+const httpRequest = http.request;
+const httpsRequest = https.request;
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -289,11 +299,11 @@ export class KubeApi {
         rejectUnauthorized: !conn.insecureSkipTlsVerify,
         ...(conn.tlsServerName ? { servername: conn.tlsServerName } : {}),
       };
-      this.agent = new HttpsAgent({ keepAlive: true, maxSockets, ...tls });
-      this.watchAgent = new HttpsAgent({ keepAlive: true, ...tls });
+      this.agent = new https.Agent({ keepAlive: true, maxSockets, ...tls });
+      this.watchAgent = new https.Agent({ keepAlive: true, ...tls });
     } else {
-      this.agent = new HttpAgent({ keepAlive: true, maxSockets });
-      this.watchAgent = new HttpAgent({ keepAlive: true });
+      this.agent = new http.Agent({ keepAlive: true, maxSockets });
+      this.watchAgent = new http.Agent({ keepAlive: true });
     }
   }
 
