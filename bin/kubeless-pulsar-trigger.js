@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Launcher: `kubeless-pulsar-trigger <controller|dispatcher|run> [options]`. Each subcommand lives in
-// src/cli/<name>.ts and exports main(argv) → exit code. The image runs the compiled JavaScript (dist/, built by
-// `make build` / tsconfig.build.json): Node then neither loads the type stripper nor strips every file at start,
-// which costs ~30 MiB of RSS and startup time. Without dist/ (a checkout), Node runs the TypeScript directly.
+// src/cli/<name>.ts and exports main(argv) → exit code. The image runs the bundled JavaScript
+// (dist/cli/<name>.js, built by `make build` / scripts/build.ts): Node then neither loads the type stripper nor
+// loads hundreds of modules at start (RSS and start-up time). Without dist/ (a checkout), Node runs the TypeScript
+// directly.
 
 import { existsSync } from 'node:fs';
 
