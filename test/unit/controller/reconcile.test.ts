@@ -92,7 +92,7 @@ function world() {
     render: { dispatcherImage: 'img:1', timezone: 'UTC', resources: DEFAULT_RESOURCES },
     namespaces: [],
   });
-  return { triggers, deployments, secrets, writes, existing, r };
+  return { triggers, deployments, secrets, writes, existing, r, kube };
 }
 
 function trigger(name: string, spec: Record<string, unknown> = {}): KubeObject {
@@ -105,6 +105,40 @@ function trigger(name: string, spec: Record<string, unknown> = {}): KubeObject {
     },
   };
 }
+
+test('a status write waits for the Deployment creates in flight; a new trigger without a token reads no Secret', async () => {
+  const w = world();
+  const noToken = { pulsar: { topic: 'events', broker: 'pulsar://b:6650' } };
+  w.triggers.put(trigger('a', noToken));
+  w.triggers.put(trigger('b', noToken));
+  let reads = 0;
+  const getSecret = w.kube.getSecret;
+  w.kube.getSecret = async (ns, name) => {
+    reads++;
+    return getSecret(ns, name);
+  };
+  await w.r.reconcile('ns1/a');
+  assert.deepEqual(w.writes, ['create deployment']);
+  // b's create hangs until released; meanwhile a comes back for its status.
+  let release: (() => void) | undefined;
+  const create = w.kube.createDeployment;
+  w.kube.createDeployment = async (o) => {
+    await new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    return create(o);
+  };
+  const b = w.r.reconcile('ns1/b');
+  await new Promise((resolve) => setImmediate(resolve));
+  const a = w.r.reconcile('ns1/a');
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  assert.deepEqual(w.writes, ['create deployment'], 'no status write while a Deployment is being created');
+  assert.ok(release, "b's create started");
+  release();
+  await Promise.all([a, b]);
+  assert.deepEqual(w.writes, ['create deployment', 'create deployment', 'status']);
+  assert.equal(reads, 0, 'no token Secret read for new triggers without a token');
+});
 
 test('first reconcile creates Secret and Deployment, the next writes status, then nothing', async () => {
   const w = world();
