@@ -12,7 +12,7 @@ import Histogram from 'prom-client/lib/histogram.js';
 import Registry from 'prom-client/lib/registry.js';
 import type { ControllerConfig } from './config.ts';
 import { describe } from './errors.ts';
-import { Informer, MergedStore } from './informer.ts';
+import { Informer, type InformerOptions, MergedStore } from './informer.ts';
 import {
   KubeClient,
   OWNED_SELECTOR,
@@ -22,6 +22,7 @@ import {
   trimTrigger,
 } from './kube.ts';
 import { KubeApi, type KubeConnection } from './kubeapi.ts';
+import { decodeDeployment } from './kubeproto.ts';
 import { LeaderElector, leaseApi } from './leader.ts';
 import { isSeedDeployment, type KubeObject, keyOf, ownerKey, Reconciler } from './reconcile.ts';
 import { WorkQueue } from './workqueue.ts';
@@ -114,7 +115,7 @@ export async function startController(
     path: (ns: string | undefined) => string,
     trim: (o: KubeObject) => KubeObject,
     onChange: (o: KubeObject) => void,
-    extra: { labelSelector?: string; fingerprint?: (o: KubeObject) => string } = {},
+    extra: Pick<InformerOptions, 'labelSelector' | 'fingerprint' | 'protobuf'> = {},
   ) =>
     new MergedStore(
       nsParts.map(
@@ -141,8 +142,11 @@ export async function startController(
       for (const t of triggers.list()) if (t.metadata?.name === o.metadata?.name) queue.add(keyOf(t));
     }
   };
+  // Deployments are watched in protobuf (kubeproto.ts: the API server encodes each event in protobuf for
+  // kube-controller-manager anyway, and our JSON watch cost it +5-8 % wall time creating 1000 Deployments).
   const deployments = informers('deployments', paths.deployments, trimDeployment, routeOwned, {
     labelSelector: OWNED_SELECTOR,
+    protobuf: decodeDeployment,
   });
   const stores = [triggers, deployments];
   const synced = () => stores.every((s) => s.synced());
