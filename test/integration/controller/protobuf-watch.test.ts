@@ -165,31 +165,44 @@ test('a watch from a resourceVersion the server no longer holds: the same 410 in
   const viaProtobuf = await first(decodeDeployment);
   const viaJson = await first();
   assert.deepEqual(viaProtobuf, viaJson);
-  // On a server whose watch window starts after resourceVersion 2 (any that has run a while), it is 410 Gone.
-  if (viaJson && 'type' in viaJson) assert.equal(viaJson.code, 410);
+  // Once etcd has been compacted past revision 2 (the API server compacts every 5 minutes), the answer is an ERROR
+  // event with 410 Gone; a server younger than that still replays history from revision 2, so there the two
+  // encodings can only be compared (the protobuf 410 itself is decoded in test/unit/controller/kubeproto.test.ts).
+  assert.ok(viaJson, 'the watch answered');
+  if ('rejected' in viaJson) assert.equal(viaJson.rejected, 410);
+  else if (viaJson.type === 'ERROR') assert.equal(viaJson.code, 410);
+  else assert.ok(['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK'].includes(viaJson.type), viaJson.type);
 });
 
 test('a custom resource has no protobuf: asked for it, the server answers the watch in JSON, which is read', async () => {
   await applyCrd();
   let decoded = 0;
-  const events: string[] = [];
-  await api
-    .watch(
-      paths.triggers(ns),
-      {
-        sendInitialEvents: true,
-        resourceVersionMatch: 'NotOlderThan',
-        allowWatchBookmarks: true,
-        timeoutSeconds: 1,
-      },
-      (e) => events.push(e.type),
-      AbortSignal.timeout(10_000),
-      (buf, start, end) => {
-        decoded++;
-        return decodeDeployment(buf, start, end);
-      },
-    )
-    .catch(() => {}); // the timeout may cut the stream
+  // Right after the CRD is applied the resource may not be served yet (404 or no initial events): watch again.
+  const events = await eventually(
+    'a watch on PulsarTriggers that ends its initial events',
+    async () => {
+      const seen: string[] = [];
+      await api
+        .watch(
+          paths.triggers(ns),
+          {
+            sendInitialEvents: true,
+            resourceVersionMatch: 'NotOlderThan',
+            allowWatchBookmarks: true,
+            timeoutSeconds: 1,
+          },
+          (e) => seen.push(e.type),
+          AbortSignal.timeout(10_000),
+          (buf, start, end) => {
+            decoded++;
+            return decodeDeployment(buf, start, end);
+          },
+        )
+        .catch(() => {}); // the timeout may cut the stream
+      return seen.includes('BOOKMARK') ? seen : undefined;
+    },
+    30_000,
+  );
   assert.equal(decoded, 0);
   assert.ok(events.includes('BOOKMARK'), `events: ${events.join(', ')}`);
 });
