@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import { type CompressionName, PulsarClient } from '../src/pulsar/index.ts';
 import { kptJavaClasses } from '../test/support/java.ts';
-import { need, run } from './support.ts';
+import { javaBenchConsume, need, run } from './support.ts';
 
 const serviceUrl = need('PULSAR_SERVICE_URL');
 const adminUrl = need('PULSAR_ADMIN_URL');
@@ -115,21 +115,7 @@ for (const s of scenarios) {
   const m = /Aggregated throughput stats --- (\d+) records received --- ([\d.]+) msg\/s/.exec(out);
   if (!m) throw new Error(`pulsar-perf consume ${s.name}: no summary\n${out.slice(-3000)}`);
   const perf = Number(m[2]);
-  const timed = await run('java', [
-    '-Xmx512m',
-    '-cp',
-    `${classes}:${home}/lib/*`,
-    'KptJava',
-    'bench-consume',
-    '--url',
-    serviceUrl,
-    '--topic',
-    topic,
-    '--sub',
-    'java-timed',
-    '--count',
-    String(N),
-  ]);
+  const timed = await javaBenchConsume({ classes, home, serviceUrl, topic, sub: 'java-timed', count: N });
   const e = /ELAPSED ([\d.]+) (\d+)/.exec(timed);
   if (!e) throw new Error(`KptJava bench-consume ${s.name}: no result\n${timed.slice(-3000)}`);
   const java = Number(e[2]) / Number(e[1]);

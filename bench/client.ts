@@ -30,7 +30,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { PulsarClient } from '../src/pulsar/index.ts';
 import { kptJavaClasses } from '../test/support/java.ts';
-import { need, run } from './support.ts';
+import { javaBenchConsume, need, run } from './support.ts';
 
 const serviceUrl = need('PULSAR_SERVICE_URL');
 const adminUrl = need('PULSAR_ADMIN_URL');
@@ -190,23 +190,7 @@ async function consumeOnce(r: Reader, sub: string): Promise<number> {
       String(QUEUE),
     ]);
   } else if (r === 'java') {
-    out = await run('java', [
-      '-Xmx512m',
-      '-cp',
-      `${classes}:${home}/lib/*`,
-      'KptJava',
-      'bench-consume',
-      '--url',
-      serviceUrl,
-      '--topic',
-      topic,
-      '--sub',
-      sub,
-      '--count',
-      String(N),
-      '--queue',
-      String(QUEUE),
-    ]);
+    out = await javaBenchConsume({ classes, home, serviceUrl, topic, sub, count: N, queue: QUEUE });
     // KptJava reports the time after subscribe and the subscribe call apart: add them.
     const e = /ELAPSED ([\d.]+) (\d+) SUBSCRIBE ([\d.]+)/.exec(out);
     if (!e) throw new Error(`KptJava bench-consume: no result\n${out.slice(-3000)}`);

@@ -29,3 +29,34 @@ export function run(cmd: string, args: string[], env: Record<string, string> = {
     );
   });
 }
+
+/**
+ * Runs the Java peer's timed consumer (KptJava bench-consume, compiled into `classes`, on the Pulsar distribution's
+ * classpath) to completion; resolves with its output, which each benchmark reads its own way.
+ */
+export function javaBenchConsume(o: {
+  classes: string;
+  home: string;
+  serviceUrl: string;
+  topic: string;
+  sub: string;
+  count: number;
+  queue?: number;
+}): Promise<string> {
+  return run('java', [
+    '-Xmx512m',
+    '-cp',
+    `${o.classes}:${o.home}/lib/*`,
+    'KptJava',
+    'bench-consume',
+    '--url',
+    o.serviceUrl,
+    '--topic',
+    o.topic,
+    '--sub',
+    o.sub,
+    '--count',
+    String(o.count),
+    ...(o.queue === undefined ? [] : ['--queue', String(o.queue)]),
+  ]);
+}
