@@ -4,11 +4,11 @@
 //     Deployments the controller would render, W in flight (W = the controller's --workers): the API server's rate
 //     for exactly this work. Timed from the first request to the last reply.
 //  2. controller: N PulsarTriggers exist (created while no controller runs, so that they reach it all at once and
-//     their own creation is not timed); the controller process is spawned, and the time until the namespace holds
-//     N Deployments (counted with one-item pages) is taken from the moment its /readyz says its caches are synced
-//     (polled every 20 ms): from then on it is doing what a running controller does when 1000 triggers are applied
-//     at once. The rate from the spawn (adding Node's start, module loading and the initial lists) is printed too,
-//     for information.
+//     their own creation is not timed); the controller process is spawned and timed from the moment its /readyz
+//     says it leads with its caches synced (polled every 20 ms) to the reply to its N-th Deployment create (its
+//     /metrics, as the direct phase is timed to its last reply; a count of the namespace checks it): from then on
+//     it is doing what a running controller does when 1000 triggers are applied at once. The rate from the spawn
+//     (adding Node's start, module loading, the Lease and the initial lists) is printed too, for information.
 //  The phases run in the order direct, controller, controller, direct (each in a namespace of its own, each
 //  controller a fresh process): the same phase differs by ~10% from one run to the next on a 2-core machine, so
 //  each side gets two tries, one early and one late, and the faster of each is compared (the goal: controller
@@ -24,7 +24,7 @@
 // each phase, on stderr: bench/controller-diag.lib.ts).
 
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { paths } from '../src/controller/kube.ts';
@@ -77,6 +77,22 @@ function rssMiB(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024 };
+}
+
+/** CPU seconds per thread name (main thread, V8 workers, libuv pool...) of a process, from /proc/<pid>/task. */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
 }
 
 /** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
@@ -248,26 +264,29 @@ async function main(): Promise<void> {
       await pool(N, W, (i) =>
         api.request('POST', paths.triggers(namespace), { body: triggerBody(namespace, i) }),
       );
-      // Done when the namespace holds N Deployments (only the controller creates any there), counted with a
-      // one-item page. (A watch here parsed every Deployment event in this process: CPU the direct phase did not
-      // have to share.) Each count still costs the API server a list from its cache (an API server CPU profile of
-      // the window with a count every 50 ms: ~3% of its CPU), so counts are spaced by half the time the last rate
-      // says is left, between 20 and 250 ms: a few while far from done, every 20 ms near the end.
+      // Done when the controller has had N creates answered, as the direct phase is done at its last reply: read
+      // from its /metrics (kpt_controller_writes_total, kind Deployment, verb create, result ok), then checked
+      // with a count of the namespace. (Counting the namespace all along, with one-item pages, cost the API
+      // server a list each time (an API server CPU profile: ~3% of its CPU at one every 50 ms) and added a list's
+      // latency at the end: load the direct phase did not carry. A watch here parsed every Deployment event in this
+      // process.) Reads are spaced by half the time the last rate says is left, between 20 and 250 ms.
+      const port = await freePort();
+      const createdOk =
+        /^kpt_controller_writes_total\{(?=.*kind="Deployment")(?=.*verb="create")(?=.*result="ok")/;
       let created = 0;
       const done = (async () => {
-        let prev = { at: performance.now(), n: 0 }; // the count before the last one
+        let prev = { at: performance.now(), n: 0 }; // the reading before the last one
         let lastAt = prev.at;
         while (created < N) {
           const rate = created > prev.n ? (created - prev.n) / (lastAt - prev.at) : 0; // per ms
           await sleep(rate > 0 ? Math.min(250, Math.max(20, (N - created) / rate / 2)) : 50);
-          const n = await count(api, paths.deployments(namespace));
+          const n = await metric(port, createdOk).catch(() => 0); // not listening yet
           prev = { at: lastAt, n: created };
           lastAt = performance.now();
           created = n;
         }
       })();
 
-      const port = await freePort();
       await diag?.scrapeBefore(what);
       const t1 = performance.now();
       const c = spawn(
@@ -299,14 +318,20 @@ async function main(): Promise<void> {
       children.push(c);
       let readyAt: number | undefined;
       let cpuAtReady = 0;
+      let threadsAtReady: Map<string, number> | undefined;
       const pollReady = (async () => {
         while (readyAt === undefined && created < N) {
           // The time the successful poll was sent: the caches synced at or after it, so the window is not shortened.
           const sent = performance.now();
           try {
-            if ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok) {
+            // "ok leader": leading, caches synced. (A standby, which it is until it holds the Lease, is ready too:
+            // "ok standby". Counting from that took the Lease and the initial lists into the window.)
+            const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+            const body = await res.text();
+            if (res.ok && body.trim() === 'ok leader') {
               readyAt = sent;
               cpuAtReady = cpuSeconds(c.pid!);
+              threadsAtReady = diag ? threadCpu(c.pid!) : undefined;
               if (diag) {
                 c.kill('SIGUSR2'); // resets the event-loop histogram
                 diag.cpuStart(what, { controller: c.pid });
@@ -322,11 +347,22 @@ async function main(): Promise<void> {
       await done;
       const end = performance.now();
       const windowCpu = cpuSeconds(c.pid!) - cpuAtReady;
+      if (threadsAtReady) {
+        // Where the controller's CPU went, by thread: JavaScript runs on the main thread; V8's workers compile and
+        // collect garbage.
+        const parts = [...threadCpu(c.pid!)].map(
+          ([name, s]) => `${name} ${(s - (threadsAtReady!.get(name) ?? 0)).toFixed(2)}`,
+        );
+        log(`diagnose: ${what}: controller CPU seconds by thread: ${parts.join(', ')}`);
+      }
       if (diag) {
         c.kill('SIGUSR2');
         await diag.end(what, { controller: c.pid });
       }
       await pollReady;
+      const listed = await count(api, paths.deployments(namespace));
+      if (listed !== N)
+        throw new Error(`${what}: the controller reports ${N} creates, the namespace holds ${listed}`);
       const fromSpawnS = (end - t1) / 1000;
       const fromReadyS = readyAt === undefined ? undefined : (end - readyAt) / 1000;
       log(

@@ -36,7 +36,7 @@ export interface Metrics {
   errors: Counter;
   duration: Histogram;
   queueDepth: Gauge;
-  writes: Counter<'kind' | 'verb'>;
+  writes: Counter<'kind' | 'verb' | 'result'>;
   leader: Gauge;
   watches: Counter<'resource'>;
 }
@@ -69,8 +69,8 @@ export function makeMetrics(): Metrics {
     }),
     writes: new Counter({
       name: 'kpt_controller_writes_total',
-      help: 'Writes to the API server by kind and verb.',
-      labelNames: ['kind', 'verb'],
+      help: 'Writes to the API server by kind, verb and result (ok, error), counted when answered.',
+      labelNames: ['kind', 'verb', 'result'],
       registers: [registry],
     }),
     leader: new Gauge({
@@ -104,7 +104,11 @@ export async function startController(
   const metrics = makeMetrics();
   // One connection per worker, plus a few for the Lease and events, so a full queue never waits for a socket.
   const api = new KubeApi(conn, { connections: config.workers + 4 });
-  const kube = new KubeClient(api, (kind, verb) => metrics.writes.inc({ kind, verb }), config.identity);
+  const kube = new KubeClient(
+    api,
+    (kind, verb, result) => metrics.writes.inc({ kind, verb, result }),
+    config.identity,
+  );
   const queue = new WorkQueue();
   const nsParts = config.namespaces.length > 0 ? config.namespaces : [undefined];
 

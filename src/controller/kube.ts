@@ -19,7 +19,8 @@ export const OWNED_SELECTOR = `${CREATED_BY}=${CREATED_BY_VALUE}`;
 const APPLY = 'application/apply-patch+yaml'; // JSON is YAML: server-side apply takes it as it is
 const MERGE = 'application/merge-patch+json';
 
-export type WriteCounter = (kind: string, verb: string) => void;
+/** Counts a write once it is answered: result "ok" (2xx, or a 404 that a delete or status write accepts), else "error". */
+export type WriteCounter = (kind: string, verb: string, result: 'ok' | 'error') => void;
 
 const enc = encodeURIComponent;
 const ns = (namespace: string) => `namespaces/${enc(namespace)}`;
@@ -107,25 +108,39 @@ export class KubeClient implements KubeWrites {
     this.identity = identity;
   }
 
+  /** Runs one write and counts it with its result. */
+  private async counted<T>(kind: string, verb: string, write: () => Promise<T>): Promise<T> {
+    try {
+      const value = await write();
+      this.count(kind, verb, 'ok');
+      return value;
+    } catch (e) {
+      this.count(kind, verb, 'error');
+      throw e;
+    }
+  }
+
   async createDeployment(obj: JsonObject): Promise<void> {
-    this.count('Deployment', 'create');
     const namespace = (obj.metadata as JsonObject).namespace as string;
-    await this.api.request('POST', paths.deployments(namespace), {
-      body: obj,
-      query: { fieldManager: FIELD_MANAGER },
-      discard: true,
-    });
+    await this.counted('Deployment', 'create', () =>
+      this.api.request('POST', paths.deployments(namespace), {
+        body: obj,
+        query: { fieldManager: FIELD_MANAGER },
+        discard: true,
+      }),
+    );
   }
 
   async applyDeployment(obj: JsonObject): Promise<void> {
-    this.count('Deployment', 'apply');
     const m = obj.metadata as JsonObject;
-    await this.api.request('PATCH', `${paths.deployments(m.namespace as string)}/${enc(m.name as string)}`, {
-      body: obj,
-      contentType: APPLY,
-      query: { fieldManager: FIELD_MANAGER, force: true },
-      discard: true,
-    });
+    await this.counted('Deployment', 'apply', () =>
+      this.api.request('PATCH', `${paths.deployments(m.namespace as string)}/${enc(m.name as string)}`, {
+        body: obj,
+        contentType: APPLY,
+        query: { fieldManager: FIELD_MANAGER, force: true },
+        discard: true,
+      }),
+    );
   }
 
   private async deleteWithUid(path: string, uid: string, background: boolean): Promise<void> {
@@ -145,48 +160,57 @@ export class KubeClient implements KubeWrites {
   }
 
   async deleteDeployment(namespace: string, name: string, uid: string): Promise<void> {
-    this.count('Deployment', 'delete');
-    await this.deleteWithUid(`${paths.deployments(namespace)}/${enc(name)}`, uid, true);
+    await this.counted('Deployment', 'delete', () =>
+      this.deleteWithUid(`${paths.deployments(namespace)}/${enc(name)}`, uid, true),
+    );
   }
 
   async createSecret(obj: JsonObject): Promise<KubeObject> {
-    this.count('Secret', 'create');
     const namespace = (obj.metadata as JsonObject).namespace as string;
-    const created = await this.api.request<KubeObject>('POST', paths.secrets(namespace), {
-      body: obj,
-      query: { fieldManager: FIELD_MANAGER },
-    });
+    const created = await this.counted('Secret', 'create', () =>
+      this.api.request<KubeObject>('POST', paths.secrets(namespace), {
+        body: obj,
+        query: { fieldManager: FIELD_MANAGER },
+      }),
+    );
     return trimSecret(created);
   }
 
   async applySecret(obj: JsonObject): Promise<KubeObject> {
-    this.count('Secret', 'apply');
     const m = obj.metadata as JsonObject;
-    const applied = await this.api.request<KubeObject>(
-      'PATCH',
-      `${paths.secrets(m.namespace as string)}/${enc(m.name as string)}`,
-      { body: obj, contentType: APPLY, query: { fieldManager: FIELD_MANAGER, force: true } },
+    const applied = await this.counted('Secret', 'apply', () =>
+      this.api.request<KubeObject>(
+        'PATCH',
+        `${paths.secrets(m.namespace as string)}/${enc(m.name as string)}`,
+        {
+          body: obj,
+          contentType: APPLY,
+          query: { fieldManager: FIELD_MANAGER, force: true },
+        },
+      ),
     );
     return trimSecret(applied);
   }
 
   async deleteSecret(namespace: string, name: string, uid: string): Promise<void> {
-    this.count('Secret', 'delete');
-    await this.deleteWithUid(`${paths.secrets(namespace)}/${enc(name)}`, uid, false);
+    await this.counted('Secret', 'delete', () =>
+      this.deleteWithUid(`${paths.secrets(namespace)}/${enc(name)}`, uid, false),
+    );
   }
 
   async patchTriggerStatus(namespace: string, name: string, status: TriggerStatus): Promise<void> {
-    this.count(KIND, 'status');
-    try {
-      await this.api.request('PATCH', `${paths.triggers(namespace)}/${enc(name)}/status`, {
-        body: { status },
-        contentType: MERGE,
-        query: { fieldManager: FIELD_MANAGER },
-        discard: true,
-      });
-    } catch (e) {
-      if (httpStatus(e) !== 404) throw e; // deleted meanwhile: nothing to report on
-    }
+    await this.counted(KIND, 'status', async () => {
+      try {
+        await this.api.request('PATCH', `${paths.triggers(namespace)}/${enc(name)}/status`, {
+          body: { status },
+          contentType: MERGE,
+          query: { fieldManager: FIELD_MANAGER },
+          discard: true,
+        });
+      } catch (e) {
+        if (httpStatus(e) !== 404) throw e; // deleted meanwhile: nothing to report on
+      }
+    });
   }
 
   async setTriggerFinalizers(
@@ -195,14 +219,15 @@ export class KubeClient implements KubeWrites {
     finalizers: string[],
     resourceVersion: string,
   ): Promise<void> {
-    this.count(KIND, 'finalizers');
     // The resourceVersion makes this a compare-and-swap: a 409 means our view was stale and the key is retried.
-    await this.api.request('PATCH', `${paths.triggers(namespace)}/${enc(name)}`, {
-      body: { metadata: { finalizers, resourceVersion } },
-      contentType: MERGE,
-      query: { fieldManager: FIELD_MANAGER },
-      discard: true,
-    });
+    await this.counted(KIND, 'finalizers', () =>
+      this.api.request('PATCH', `${paths.triggers(namespace)}/${enc(name)}`, {
+        body: { metadata: { finalizers, resourceVersion } },
+        contentType: MERGE,
+        query: { fieldManager: FIELD_MANAGER },
+        discard: true,
+      }),
+    );
   }
 
   async event(
@@ -211,7 +236,6 @@ export class KubeClient implements KubeWrites {
     reason: string,
     message: string,
   ): Promise<void> {
-    this.count('Event', 'create');
     const m = trigger.metadata ?? {};
     const namespace = m.namespace ?? 'default';
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -241,7 +265,9 @@ export class KubeClient implements KubeWrites {
         },
         discard: true,
       });
+      this.count('Event', 'create', 'ok');
     } catch {
+      this.count('Event', 'create', 'error');
       // Events are best effort: a missing permission or a deleted namespace must not fail the reconcile.
     }
   }
