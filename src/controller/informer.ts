@@ -64,7 +64,6 @@ export class Informer implements Store<KubeObject> {
   private readonly o: InformerOptions;
   private readonly fingerprint: (o: KubeObject) => string;
   private items = new Map<string, KubeObject>();
-  private prints = new Map<string, string>();
   private listCache: KubeObject[] | undefined;
   /** Keys by kubeless.io/trigger-uid label (reconcile looks a trigger's Deployments up by it). */
   private byUid = new Map<string, Set<string>>();
@@ -82,6 +81,15 @@ export class Informer implements Store<KubeObject> {
 
   synced(): boolean {
     return this.isSynced;
+  }
+
+  /**
+   * Whether an update changed nothing that matters (the fingerprint). Both sides are fingerprinted when compared,
+   * rather than each object once as it arrives: most events add an object (1000 new Deployments: 1000 adds, a
+   * few dozen updates), and keeping a fingerprint per cached object held a second copy of the cache as text.
+   */
+  private same(before: KubeObject, after: KubeObject): boolean {
+    return this.fingerprint(before) === this.fingerprint(after);
   }
 
   get(name: string, namespace?: string): KubeObject | undefined {
@@ -176,16 +184,13 @@ export class Informer implements Store<KubeObject> {
     this.listCache = undefined;
     this.byUid = new Map();
     for (const [k, obj] of next) this.index(k, undefined, obj);
-    const prints = new Map<string, string>();
     const changed: [KubeObject, Verb][] = [];
     for (const [k, obj] of next) {
-      const p = this.fingerprint(obj);
-      prints.set(k, p);
-      if (!old.has(k)) changed.push([obj, 'add']);
-      else if (this.prints.get(k) !== p) changed.push([obj, 'update']);
+      const before = old.get(k);
+      if (!before) changed.push([obj, 'add']);
+      else if (!this.same(before, obj)) changed.push([obj, 'update']);
     }
     for (const [k, obj] of old) if (!next.has(k)) changed.push([obj, 'delete']);
-    this.prints = prints;
     this.resourceVersion = rv;
     this.isSynced = true;
     for (const [obj, verb] of changed) this.o.onChange(obj, verb);
@@ -227,22 +232,19 @@ export class Informer implements Store<KubeObject> {
     if (type === 'DELETED') {
       this.index(k, this.items.get(k), undefined);
       this.items.delete(k);
-      this.prints.delete(k);
       this.listCache = undefined;
       if (rv) this.resourceVersion = rv;
       this.o.onChange(t, 'delete');
       return;
     }
-    const existed = this.items.has(k);
-    const p = this.fingerprint(t);
-    const same = existed && this.prints.get(k) === p;
+    const before = this.items.get(k);
+    const same = before !== undefined && this.same(before, t);
     // Stored even when unchanged: writes that compare-and-swap need the latest resourceVersion.
-    this.index(k, this.items.get(k), t);
+    this.index(k, before, t);
     this.items.set(k, t);
-    this.prints.set(k, p);
     this.listCache = undefined;
     if (rv) this.resourceVersion = rv;
-    if (!same) this.o.onChange(t, existed ? 'update' : 'add');
+    if (!same) this.o.onChange(t, before ? 'update' : 'add');
   }
 }
 

@@ -23,7 +23,9 @@ export interface WorkQueueOptions {
 }
 
 export class WorkQueue {
-  private readonly queue: string[] = [];
+  /** Waiting keys, first in first out: queue[head] is next (shift() on a long array copies it). */
+  private queue: string[] = [];
+  private head = 0;
   private readonly queued = new Set<string>();
   private readonly processing = new Set<string>();
   /** Added while processing: queue again when done. */
@@ -89,8 +91,16 @@ export class WorkQueue {
   /** The next key to process, or undefined once shut down. */
   get(): Promise<string | undefined> {
     if (this.shuttingDown) return Promise.resolve(undefined);
-    const key = this.queue.shift();
+    const key = this.queue[this.head];
     if (key !== undefined) {
+      this.head++;
+      if (this.head === this.queue.length) {
+        this.queue = [];
+        this.head = 0;
+      } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+        this.queue = this.queue.slice(this.head);
+        this.head = 0;
+      }
       this.queued.delete(key);
       this.processing.add(key);
       return Promise.resolve(key);
@@ -105,7 +115,7 @@ export class WorkQueue {
 
   /** Keys waiting (not counting those in progress or delayed). */
   depth(): number {
-    return this.queue.length;
+    return this.queue.length - this.head;
   }
 
   shutdown(): void {
