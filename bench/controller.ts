@@ -224,14 +224,26 @@ async function main(): Promise<void> {
       await diag?.start(what);
       diag?.profile(what, 1);
       const t0 = performance.now();
-      await pool(N, W, (i) =>
-        api.request('POST', paths.deployments(namespace), {
+      const replies: number[] = [];
+      await pool(N, W, async (i) => {
+        await api.request('POST', paths.deployments(namespace), {
           body: bodies[i],
           query: { fieldManager: 'kubeless-pulsar-trigger' },
           discard: true,
-        }),
-      );
+        });
+        if (diag) replies.push(performance.now());
+      });
       const seconds = (performance.now() - t0) / 1000;
+      if (diag) {
+        // Creates per second in each 100 ms, to compare with the controller's curve (same format).
+        const perSlot = new Map<number, number>();
+        for (const t of replies) {
+          const slot = Math.floor((t - t0) / 100);
+          perSlot.set(slot, (perSlot.get(slot) ?? 0) + 1);
+        }
+        const parts = [...perSlot].map(([slot, n]) => `${((slot + 1) / 10).toFixed(1)}s:${n * 10}/s`);
+        log(`diagnose: direct (${what}): creates per second along the window: ${parts.join(' ')}`);
+      }
       await diag?.end(what);
       log(`direct (${what}): ${N} Deployments in ${seconds.toFixed(1)} s`);
       await diag?.start(`${what}, kube-controller-manager catching up`);
@@ -308,16 +320,19 @@ async function main(): Promise<void> {
       const createdOk =
         /^kpt_controller_writes_total\{(?=.*kind="Deployment")(?=.*verb="create")(?=.*result="ok")/;
       let created = 0;
+      const readings: [number, number][] = [];
       const done = (async () => {
         let prev = { at: performance.now(), n: 0 }; // the reading before the last one
         let lastAt = prev.at;
         while (created < N) {
           const rate = created > prev.n ? (created - prev.n) / (lastAt - prev.at) : 0; // per ms
-          await sleep(rate > 0 ? Math.min(250, Math.max(20, (N - created) / rate / 2)) : 50);
+          // (--diagnose: every 100 ms, to see the rate along the window.)
+          await sleep(diag ? 100 : rate > 0 ? Math.min(250, Math.max(20, (N - created) / rate / 2)) : 50);
           const n = await metric(port, createdOk).catch(() => 0); // not listening yet
           prev = { at: lastAt, n: created };
           lastAt = performance.now();
           created = n;
+          if (diag && n > 0) readings.push([lastAt, n]);
         }
       })();
 
@@ -394,6 +409,16 @@ async function main(): Promise<void> {
         await diag.end(what, { controller: c.pid });
       }
       await pollReady;
+      if (diag && readyAt !== undefined) {
+        // Creates per second in each reading interval, from ready: a slow start would be warm-up (cold code).
+        let [at, n] = [readyAt, 0];
+        const parts = readings.map(([t, m]) => {
+          const part = `${((t - readyAt!) / 1000).toFixed(1)}s:${Math.round(((m - n) * 1000) / (t - at))}/s`;
+          [at, n] = [t, m];
+          return part;
+        });
+        log(`diagnose: ${what}: creates per second along the window: ${parts.join(' ')}`);
+      }
       const listed = await count(api, paths.deployments(namespace));
       if (listed !== N)
         throw new Error(`${what}: the controller reports ${N} creates, the namespace holds ${listed}`);
