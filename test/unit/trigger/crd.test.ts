@@ -50,3 +50,18 @@ test('the seed fields are where the seed had them, spec.deployment keeps unknown
     ['Broker', 'Topic', 'Function', 'Ready', 'Age'],
   );
 });
+
+test('the schema sets no defaults: the reconciler renders a trigger once per generation', () => {
+  // A schema default would change what the API server returns for a stored object without a new generation, and
+  // Reconciler keeps each trigger's plan per uid and generation (src/controller/reconcile.ts).
+  const defaults: string[] = [];
+  const walk = (node: unknown, path: string) => {
+    if (typeof node !== 'object' || node === null) return;
+    for (const [k, v] of Object.entries(node)) {
+      if (k === 'default' && path.split('.').at(-1) !== 'properties') defaults.push(path);
+      walk(v, `${path}.${k}`);
+    }
+  };
+  walk(openApiSchema(), 'openAPIV3Schema');
+  assert.deepEqual(defaults, []);
+});
