@@ -58,6 +58,14 @@ test('a protobuf Deployment watch reports what a JSON watch reports, object for 
       await kubectl(['create', 'configmap', 'owner', '-n', ns, '--from-literal=a=b', '-o', 'json']),
     ) as KubeObject;
     const path = `${paths.deployments(ns)}/fn-proto`;
+    // Sent, and expected back unchanged from both decoders (matchExpressions exercise the nested protobuf messages).
+    const selector = {
+      matchLabels: { function: 'fn' },
+      matchExpressions: [
+        { key: 'tier', operator: 'NotIn', values: ['x', 'y'] },
+        { key: 'gone', operator: 'DoesNotExist' },
+      ],
+    };
     await api.request('POST', paths.deployments(ns), {
       body: {
         apiVersion: 'apps/v1',
@@ -80,13 +88,7 @@ test('a protobuf Deployment watch reports what a JSON watch reports, object for 
         },
         spec: {
           replicas: 2,
-          selector: {
-            matchLabels: { function: 'fn' },
-            matchExpressions: [
-              { key: 'tier', operator: 'NotIn', values: ['x', 'y'] },
-              { key: 'gone', operator: 'DoesNotExist' },
-            ],
-          },
+          selector,
           template: {
             metadata: { labels: { function: 'fn' } },
             spec: { containers: [{ name: 'c', image: 'example.invalid/none' }] },
@@ -124,13 +126,7 @@ test('a protobuf Deployment watch reports what a JSON watch reports, object for 
     assert.deepEqual(first.metadata?.finalizers, ['example.com/hold']);
     assert.deepEqual(first.spec, {
       replicas: 2,
-      selector: {
-        matchLabels: { function: 'fn' },
-        matchExpressions: [
-          { key: 'tier', operator: 'NotIn', values: ['x', 'y'] },
-          { key: 'gone', operator: 'DoesNotExist' },
-        ],
-      },
+      selector,
     });
     assert.ok(events.some(([, o]) => o.metadata?.labels?.extra === 'e' && o.spec.replicas === 2));
     assert.ok(events.some(([, o]) => o.spec.replicas === 0));
