@@ -1,6 +1,8 @@
 // `kubeless-pulsar-trigger controller`: parse the configuration, start the controller, stop cleanly on SIGTERM
 // (workers drained, watches closed, Lease released so a standby takes over at once).
 
+// First: V8 flags for this process, before the other modules are evaluated.
+import './controller-tiering.ts';
 import { pino } from 'pino';
 import { parseConfig, usage } from '../controller/config.ts';
 import { startController } from '../controller/controller.ts';
