@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ControllerError } from './errors.ts';
+import { type ExecCredentialSource, execCredentialSource, parseExecConfig } from './execcred.ts';
 import { decodeEnvelope, decodeStatus, decodeWatchEvent, forEachFrame, PROTOBUF } from './kubeproto.ts';
 
 // Node's http, https and tls through require(), not ES imports: an ES import of a builtin reads every export, and
@@ -43,6 +44,10 @@ export interface KubeConnection {
   basicAuth?: string;
   /** The context's namespace (or the service account's), "default" when none. */
   namespace: string;
+  /** The API server refused our credentials (401): get new ones if we can (an exec plugin runs again). */
+  refresh?: () => void;
+  /** Why the credentials could not be renewed, if they could not (added to a 401's message). */
+  credentialProblem?: () => string | undefined;
 }
 
 function kubeconfigError(
@@ -131,25 +136,46 @@ export function loadKubeconfigFile(path: string): KubeConnection {
     throw kubeconfigError(`no cluster in ${path}`, { path, cluster: context.cluster });
   }
   const user = pick<Record<string, unknown>>(doc.users, context.user, 'user') ?? {};
-  for (const unsupported of ['exec', 'auth-provider']) {
-    if (user[unsupported] !== undefined) {
-      throw kubeconfigError(
-        `kubeconfig ${path}: user "${context.user}" uses ${unsupported}, which this controller does not run; use a token, a token file or a client certificate`,
-        { path, user: context.user, unsupported },
-      );
-    }
+  if (user['auth-provider'] !== undefined) {
+    throw kubeconfigError(
+      `kubeconfig ${path}: user "${context.user}" uses auth-provider, which Kubernetes removed from its clients (1.26); use its exec credential plugin, a token, a token file or a client certificate`,
+      { path, user: context.user, unsupported: 'auth-provider' },
+    );
   }
   const tokenFile = typeof user.tokenFile === 'string' ? user.tokenFile : undefined;
   const staticToken = typeof user.token === 'string' ? user.token : undefined;
-  const token = tokenFile
+  let token: () => string | undefined = tokenFile
     ? fileToken(isAbsolute(tokenFile) ? tokenFile : join(base, tokenFile))
     : () => staticToken;
+  const ca = bytes(cluster['certificate-authority-data'], cluster['certificate-authority'], base, 'CA', path);
+  let exec: ExecCredentialSource | undefined;
+  if (user.exec !== undefined) {
+    const where = `kubeconfig ${path}: user "${context.user}" exec`;
+    if (tokenFile || staticToken)
+      throw kubeconfigError(`${where}: the user also has a token or tokenFile; keep one of them`, {
+        path,
+        user: context.user,
+      });
+    const server = cluster.server;
+    exec = execCredentialSource(parseExecConfig(user.exec, where), where, base, {
+      server,
+      ...(ca ? { 'certificate-authority-data': ca.toString('base64') } : {}),
+      ...(cluster['insecure-skip-tls-verify'] === true ? { 'insecure-skip-tls-verify': true } : {}),
+      ...(typeof cluster['tls-server-name'] === 'string'
+        ? { 'tls-server-name': cluster['tls-server-name'] }
+        : {}),
+    });
+    token = () => exec!.token();
+  }
   const conn: KubeConnection = {
     server: cluster.server.replace(/\/+$/, ''),
     token,
     namespace: context.namespace || 'default',
   };
-  const ca = bytes(cluster['certificate-authority-data'], cluster['certificate-authority'], base, 'CA', path);
+  if (exec) {
+    conn.refresh = exec.refresh;
+    conn.credentialProblem = exec.problem;
+  }
   if (ca) conn.ca = ca;
   const cert = bytes(
     user['client-certificate-data'],
@@ -363,6 +389,17 @@ export class KubeApi {
     );
   }
 
+  /** A reply ≥ 400 as an error; a 401 also asks for new credentials, and says why renewing them failed if it did. */
+  private apiError(method: string, path: string, status: number, body: KubeStatus | string): KubeApiError {
+    const error = new KubeApiError(method, path, status, body);
+    if (status === 401) {
+      this.conn.refresh?.();
+      const problem = this.conn.credentialProblem?.();
+      if (problem) error.message += ` (renewing the credentials failed: ${problem})`;
+    }
+    return error;
+  }
+
   /** One request; resolves with the parsed JSON body, rejects with KubeApiError (status ≥ 400) or a transport error. */
   async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const full = withQuery(path, options.query);
@@ -383,7 +420,7 @@ export class KubeApi {
     } catch (e) {
       throw this.transportError(method, path, e);
     }
-    if (status >= 400) throw new KubeApiError(method, path, status, parseStatus(text));
+    if (status >= 400) throw this.apiError(method, path, status, parseStatus(text));
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
@@ -414,7 +451,7 @@ export class KubeApi {
       const chunks: Buffer[] = [];
       for await (const c of res) chunks.push(c as Buffer);
       const body = Buffer.concat(chunks);
-      throw new KubeApiError('GET', path, res.statusCode ?? 0, errorBody(body, isProtobuf));
+      throw this.apiError('GET', path, res.statusCode ?? 0, errorBody(body, isProtobuf));
     }
     try {
       if (protobuf && isProtobuf) {
