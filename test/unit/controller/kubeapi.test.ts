@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { httpStatus } from '../../../src/controller/errors.ts';
+import { execCredentialSource, parseExecConfig } from '../../../src/controller/execcred.ts';
 import {
   forEachLine,
   KubeApiError,
@@ -125,6 +126,16 @@ const execUser = (command: string, more: Record<string, unknown> = {}) => ({
   },
 });
 
+/** The credential source of a plugin written by plugin(), on the given clock. */
+const source = (name: string, now: () => number) =>
+  execCredentialSource(
+    parseExecConfig(execUser(join(dir, `${name}.mjs`)).exec, name),
+    name,
+    dir,
+    undefined,
+    now,
+  );
+
 test('exec plugin: its token is sent; it gets KUBERNETES_EXEC_INFO (cluster when asked), args and env; a relative command is found beside the kubeconfig', () => {
   plugin('p1', {});
   const c = loadKubeconfigFile(
@@ -161,16 +172,8 @@ test('exec plugin: a token about to expire is renewed in the background, the old
 });
 
 test('exec plugin: a 401 runs it again (background), and the next requests carry the new token', async () => {
-  const { execCredentialSource, parseExecConfig } = await import('../../../src/controller/execcred.ts');
   plugin('p3', {});
-  const clock = Date.now();
-  const src = execCredentialSource(
-    parseExecConfig(execUser(join(dir, 'p3.mjs')).exec, 'test'),
-    'test',
-    dir,
-    undefined,
-    () => clock,
-  );
+  const src = source('p3', Date.now);
   assert.equal(src.token(), 'tok-1');
   src.refresh();
   for (let i = 0; i < 200 && src.token() === 'tok-1'; i++) await new Promise((r) => setTimeout(r, 25));
@@ -179,7 +182,6 @@ test('exec plugin: a 401 runs it again (background), and the next requests carry
 });
 
 test('exec plugin: an expiring token is renewed; a failing renewal keeps the old token and says why', async () => {
-  const { execCredentialSource, parseExecConfig } = await import('../../../src/controller/execcred.ts');
   // Fails from its second run on, with a message on stderr.
   plugin(
     'p4',
@@ -187,13 +189,7 @@ test('exec plugin: an expiring token is renewed; a failing renewal keeps the old
     "if (n > 1) { process.stderr.write('token service unreachable\\nmore'); process.exit(3); }",
   );
   let clock = Date.now();
-  const src = execCredentialSource(
-    parseExecConfig(execUser(join(dir, 'p4.mjs')).exec, 'w'),
-    'w',
-    dir,
-    undefined,
-    () => clock,
-  );
+  const src = source('p4', () => clock);
   assert.equal(src.token(), 'tok-1');
   clock += 61_000; // within a minute of expiry
   assert.equal(src.token(), 'tok-1', 'the old token while the plugin runs');
