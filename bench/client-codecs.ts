@@ -8,11 +8,12 @@
 //   BENCH_MESSAGES=100000 node bench/client-codecs.ts
 //
 // Starts no server. Prints a table and one `BENCH {...}` line per figure (see testenv/bench.ts).
+// bench-servers: pulsar (make bench starts only these for it: testenv/bench.ts)
 
 import { join } from 'node:path';
 import { type CompressionName, PulsarClient } from '../src/pulsar/index.ts';
 import { kptJavaClasses } from '../test/support/java.ts';
-import { javaBenchConsume, need, run } from './support.ts';
+import { javaBenchConsume, need, run } from './support.lib.ts';
 
 const serviceUrl = need('PULSAR_SERVICE_URL');
 const adminUrl = need('PULSAR_ADMIN_URL');

@@ -24,13 +24,14 @@
 //   and subscribe; the ratios use the Java client timed like ours (test/support/java/KptJava bench-consume).
 //
 // Prints a table and one `BENCH {...}` line per figure (see testenv/bench.ts).
+// bench-servers: pulsar (make bench starts only these for it: testenv/bench.ts)
 
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { PulsarClient } from '../src/pulsar/index.ts';
 import { kptJavaClasses } from '../test/support/java.ts';
-import { javaBenchConsume, need, run } from './support.ts';
+import { javaBenchConsume, need, run } from './support.lib.ts';
 
 const serviceUrl = need('PULSAR_SERVICE_URL');
 const adminUrl = need('PULSAR_ADMIN_URL');

@@ -23,6 +23,7 @@
 // sources with type stripping instead, as a checkout does.
 // Options: --triggers N (1000), --workers W (16), --private-kube, --typescript, --diagnose (where the time goes in
 // each phase, on stderr: bench/controller-diag.lib.ts).
+// bench-servers: kube (make bench starts only these for it: testenv/bench.ts)
 
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';

@@ -19,6 +19,7 @@
 // --source (run the TypeScript through Node's type stripping instead of the bundle), --launcher PATH (run that
 // launcher, e.g. another build's bin/kubeless-pulsar-trigger.js, instead of building one).
 // KPT_DISPATCHER_NODE_OPTIONS replaces the Deployment's NODE_OPTIONS (to compare V8 settings; "" for none).
+// bench-servers: pulsar (make bench starts only these for it: testenv/bench.ts)
 
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -19,7 +19,7 @@
 // The prefix is exactly "BENCH " followed by one JSON object on the same line. Anything else is progress.
 
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -165,21 +165,62 @@ function runOne(file: string, env: Record<string, string>): Promise<BenchRun> {
   });
 }
 
-/** Runs every benchmark in turn; prints the table; resolves with 0 when every benchmark exited cleanly. */
-export async function runBenches(env: Record<string, string>, only: string[] = []): Promise<number> {
+/** The servers a benchmark uses. */
+export type BenchServer = 'pulsar' | 'kube';
+
+/**
+ * The servers a benchmark declares on a line `// bench-servers: kube` (or `pulsar`, or both, comma-separated) among
+ * its first lines; a benchmark that declares none gets them all.
+ */
+export function benchServers(file: string): BenchServer[] {
+  const head = readFileSync(join(root, file), 'utf8').split('\n', 40).join('\n');
+  const m = /^\/\/ bench-servers: ([a-z, ]+?)(?: \(.*\))?$/m.exec(head);
+  if (!m) return ['pulsar', 'kube'];
+  const named = m[1]!.split(',').map((s) => s.trim());
+  return (['pulsar', 'kube'] as const).filter((s) => named.includes(s));
+}
+
+/** Servers started for a group of benchmarks: their variables, and how to stop them. */
+export interface BenchServers {
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs every benchmark in turn, grouped by the servers they use: each group gets only its servers, started for it
+ * and stopped after it, so that an idle broker (or an API server) does not take CPU from a benchmark that does not
+ * use it (the machine has 2 cores). Prints one table; resolves with 0 when every benchmark exited cleanly.
+ */
+export async function runBenches(
+  start: (servers: BenchServer[]) => Promise<BenchServers>,
+  only: string[] = [],
+): Promise<number> {
   const files = benchFiles().filter((f) => only.length === 0 || only.some((o) => f.includes(o)));
   if (files.length === 0) {
     process.stderr.write('no benchmarks found in bench/\n');
     return 1;
   }
+  const groups = new Map<string, string[]>();
+  for (const f of files) {
+    const key = benchServers(f).join(',');
+    groups.set(key, [...(groups.get(key) ?? []), f]);
+  }
   const runs: BenchRun[] = [];
-  for (const [i, f] of files.entries()) {
-    process.stderr.write(`\n==> benchmark ${i + 1}/${files.length}: ${f}\n`);
-    const r = await runOne(f, env);
-    process.stderr.write(
-      `<== ${f}: ${r.code === 0 ? 'ok' : `FAILED (exit ${r.code})`} (${r.seconds.toFixed(0)} s, ${r.figures.length} figures)\n`,
-    );
-    runs.push(r);
+  let n = 0;
+  for (const [key, group] of groups) {
+    const servers = await start(key.split(',') as BenchServer[]);
+    try {
+      for (const f of group) {
+        process.stderr.write(`\n==> benchmark ${++n}/${files.length}: ${f} (servers: ${key})\n`);
+        const r = await runOne(f, servers.env);
+        process.stderr.write(
+          `<== ${f}: ${r.code === 0 ? 'ok' : `FAILED (exit ${r.code})`} (${r.seconds.toFixed(0)} s, ${r.figures.length} figures)\n`,
+        );
+        runs.push(r);
+      }
+    } finally {
+      await servers.stop();
+    }
   }
   process.stdout.write(`\n${formatTable(runs)}\n`);
   return runs.every((r) => r.code === 0) ? 0 : 1;

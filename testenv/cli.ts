@@ -81,10 +81,15 @@ const given = (...names: string[]) => names.every((n) => Boolean(process.env[n])
  * PULSAR_ADMIN_URL (plain broker), PULSAR_SECURE_* (secure broker), KUBECONFIG (API server; then
  * KUBECONFIG_UNPRIVILEGED is needed too).
  */
-async function startServers(opts: { secure?: boolean } = {}): Promise<Servers> {
-  const usePlain = given('PULSAR_SERVICE_URL', 'PULSAR_ADMIN_URL');
+async function startServers(
+  opts: { secure?: boolean; pulsar?: boolean; kube?: boolean } = {},
+): Promise<Servers> {
+  // `pulsar: false` or `kube: false` (a benchmark that does not use them) neither starts nor expects them.
+  const noPulsar = opts.pulsar === false;
+  const usePlain = noPulsar || given('PULSAR_SERVICE_URL', 'PULSAR_ADMIN_URL');
   // The demo needs no secure broker: `secure: false` neither starts nor expects one.
   const useSecure =
+    noPulsar ||
     opts.secure === false ||
     given(
       'PULSAR_SECURE_SERVICE_URL',
@@ -93,11 +98,12 @@ async function startServers(opts: { secure?: boolean } = {}): Promise<Servers> {
       'PULSAR_SECURE_ADMIN_TOKEN',
       'PULSAR_SECURE_CLIENT_TOKEN',
     );
-  const useKube = given('KUBECONFIG');
+  const noKube = opts.kube === false;
+  const useKube = noKube || given('KUBECONFIG');
   for (const [used, what] of [
-    [usePlain, 'plain Pulsar from PULSAR_SERVICE_URL'],
-    [useSecure && opts.secure !== false, 'secure Pulsar from PULSAR_SECURE_*'],
-    [useKube, 'Kubernetes API server from KUBECONFIG'],
+    [usePlain && !noPulsar, 'plain Pulsar from PULSAR_SERVICE_URL'],
+    [useSecure && opts.secure !== false && !noPulsar, 'secure Pulsar from PULSAR_SECURE_*'],
+    [useKube && !noKube, 'Kubernetes API server from KUBECONFIG'],
   ] as const) {
     if (used) process.stderr.write(`using existing ${what}\n`);
   }
@@ -109,8 +115,8 @@ async function startServers(opts: { secure?: boolean } = {}): Promise<Servers> {
     useKube ? undefined : step('start etcd + kube-apiserver + kube-controller-manager', () => startKube()),
   ]);
   const env: Record<string, string> = { ...plain?.env, ...secure?.env, ...kube?.env };
-  if (useKube && !process.env.KPT_BIN_DIR) env.KPT_BIN_DIR = ensureGoTools();
-  if (!env.PULSAR_HOME && !process.env.PULSAR_HOME) env.PULSAR_HOME = ensurePulsarDistribution();
+  if (useKube && !noKube && !process.env.KPT_BIN_DIR) env.KPT_BIN_DIR = ensureGoTools();
+  if (!noPulsar && !env.PULSAR_HOME && !process.env.PULSAR_HOME) env.PULSAR_HOME = ensurePulsarDistribution();
   return { plain, secure, kube, env };
 }
 
@@ -302,15 +308,25 @@ async function cmdDemo(): Promise<number> {
 async function cmdBench(): Promise<number> {
   await step('build go tools', ensureGoTools);
   await step('pulsar distribution', ensurePulsarDistribution);
-  const s = await startServers();
-  let code = 1;
   try {
-    code = await runBenches({ ...pick(process.env), ...s.env }, process.argv.slice(3));
+    // Each group of benchmarks gets only the servers it uses (testenv/bench.ts, runBenches).
+    return await runBenches(async (servers) => {
+      // No benchmark uses the secure broker.
+      const s = await startServers({
+        pulsar: servers.includes('pulsar'),
+        kube: servers.includes('kube'),
+        secure: false,
+      });
+      return {
+        env: { ...pick(process.env), ...s.env },
+        stop: async () => {
+          await stopServers(s);
+        },
+      };
+    }, process.argv.slice(3));
   } finally {
-    await stopServers(s);
     await stopAll();
   }
-  return code;
 }
 
 /** The servers' variables already in the environment (reused servers). */

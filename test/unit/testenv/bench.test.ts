@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatTable, parseBenchLine } from '../../../testenv/bench.ts';
+import { benchFiles, benchServers, formatTable, parseBenchLine } from '../../../testenv/bench.ts';
 
 test('BENCH lines parse; the ratio is derived from the limit when absent', () => {
   assert.deepEqual(
@@ -52,4 +52,15 @@ test('the table shows each figure next to its limit, ratio and goal, and failed 
     /^client\s+produce\s+51,234 msg\/s\s+60,211 msg\/s \(Java\)\s+0\.85\s+ratio >= 0\.8\s+yes$/,
   );
   assert.match(lines[3]!, /^controller\s+FAILED \(exit 3\)$/);
+});
+
+test('each benchmark declares the servers it uses; make bench starts only those for it', () => {
+  const declared = Object.fromEntries(benchFiles().map((f) => [f, benchServers(f)]));
+  // The Pulsar benchmarks need no API server, the controller's no broker: each runs without the other's idle CPU.
+  assert.deepEqual(declared, {
+    'bench/client-codecs.ts': ['pulsar'],
+    'bench/client.ts': ['pulsar'],
+    'bench/controller.ts': ['kube'],
+    'bench/dispatcher.ts': ['pulsar'],
+  });
 });
