@@ -156,16 +156,15 @@ export function loadKubeconfigFile(path: string): KubeConnection {
         path,
         user: context.user,
       });
-    const server = cluster.server;
     exec = execCredentialSource(parseExecConfig(user.exec, where), where, base, {
-      server,
+      server: cluster.server,
       ...(ca ? { 'certificate-authority-data': ca.toString('base64') } : {}),
       ...(cluster['insecure-skip-tls-verify'] === true ? { 'insecure-skip-tls-verify': true } : {}),
       ...(typeof cluster['tls-server-name'] === 'string'
         ? { 'tls-server-name': cluster['tls-server-name'] }
         : {}),
     });
-    token = () => exec!.token();
+    token = exec.token;
   }
   const conn: KubeConnection = {
     server: cluster.server.replace(/\/+$/, ''),
