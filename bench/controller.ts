@@ -436,8 +436,8 @@ async function main(): Promise<void> {
 
     // The tries, in the order D C C D D C: a 2-core machine is noisy (the same phase differs by 10-30% from one run
     // to the next, in dips that last a few hundred ms), so each side gets three tries spread over the run, and the
-    // faster of each is compared. Each controller try is a fresh process on fresh triggers in a namespace of its
-    // own; each direct try a fresh client (no open connections, as a fresh controller process has none).
+    // fastest of each is compared. Each try is a fresh process in a namespace of its own: a controller on fresh
+    // triggers, or the direct client (bench/controller-direct.lib.ts).
     const directS: number[] = [];
     const runs: ControllerRun[] = [];
     let settledWrites = 0;
