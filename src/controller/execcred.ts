@@ -195,15 +195,11 @@ export function execCredentialSource(
   now: () => number = Date.now,
 ): ExecCredentialSource {
   const { command, env } = invocation(config, kubeconfigDir, cluster);
+  // The same for the start-up run and the background ones.
+  const options = { env, encoding: 'utf8', timeout: RUN_TIMEOUT_MS, maxBuffer: 1 << 20 } as const;
   let stdout: string;
   try {
-    stdout = execFileSync(command, config.args, {
-      env,
-      encoding: 'utf8',
-      timeout: RUN_TIMEOUT_MS,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      maxBuffer: 1 << 20,
-    });
+    stdout = execFileSync(command, config.args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
     throw runFailure(config, where, e);
   }
@@ -217,21 +213,16 @@ export function execCredentialSource(
     if (running || now() - lastRun < MIN_RERUN_MS) return;
     running = true;
     lastRun = now();
-    execFile(
-      command,
-      config.args,
-      { env, encoding: 'utf8', timeout: RUN_TIMEOUT_MS, maxBuffer: 1 << 20 },
-      (error, out, errOut) => {
-        running = false;
-        try {
-          if (error) throw runFailure(config, where, Object.assign(error, { stderr: errOut }));
-          current = parseExecOutput(out, config, where);
-          problem = undefined;
-        } catch (e) {
-          problem = e instanceof Error ? e.message : String(e);
-        }
-      },
-    );
+    execFile(command, config.args, options, (error, out, errOut) => {
+      running = false;
+      try {
+        if (error) throw runFailure(config, where, Object.assign(error, { stderr: errOut }));
+        current = parseExecOutput(out, config, where);
+        problem = undefined;
+      } catch (e) {
+        problem = e instanceof Error ? e.message : String(e);
+      }
+    });
   };
 
   return {
