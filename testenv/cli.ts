@@ -84,13 +84,14 @@ const given = (...names: string[]) => names.every((n) => Boolean(process.env[n])
 async function startServers(
   opts: { secure?: boolean; pulsar?: boolean; kube?: boolean } = {},
 ): Promise<Servers> {
-  // `pulsar: false` or `kube: false` (a benchmark that does not use them) neither starts nor expects them.
-  const noPulsar = opts.pulsar === false;
-  const usePlain = noPulsar || given('PULSAR_SERVICE_URL', 'PULSAR_ADMIN_URL');
-  // The demo needs no secure broker: `secure: false` neither starts nor expects one.
-  const useSecure =
-    noPulsar ||
-    opts.secure === false ||
+  // Wanted: all, except what the caller leaves out (`pulsar: false` or `kube: false`: a benchmark that does not use
+  // them; `secure: false`: the demo, which needs no secure broker), neither started nor expected.
+  const wantPlain = opts.pulsar !== false;
+  const wantSecure = wantPlain && opts.secure !== false;
+  const wantKube = opts.kube !== false;
+  const givenPlain = wantPlain && given('PULSAR_SERVICE_URL', 'PULSAR_ADMIN_URL');
+  const givenSecure =
+    wantSecure &&
     given(
       'PULSAR_SECURE_SERVICE_URL',
       'PULSAR_SECURE_ADMIN_URL',
@@ -98,25 +99,28 @@ async function startServers(
       'PULSAR_SECURE_ADMIN_TOKEN',
       'PULSAR_SECURE_CLIENT_TOKEN',
     );
-  const noKube = opts.kube === false;
-  const useKube = noKube || given('KUBECONFIG');
+  const givenKube = wantKube && given('KUBECONFIG');
   for (const [used, what] of [
-    [usePlain && !noPulsar, 'plain Pulsar from PULSAR_SERVICE_URL'],
-    [useSecure && opts.secure !== false && !noPulsar, 'secure Pulsar from PULSAR_SECURE_*'],
-    [useKube && !noKube, 'Kubernetes API server from KUBECONFIG'],
+    [givenPlain, 'plain Pulsar from PULSAR_SERVICE_URL'],
+    [givenSecure, 'secure Pulsar from PULSAR_SECURE_*'],
+    [givenKube, 'Kubernetes API server from KUBECONFIG'],
   ] as const) {
     if (used) process.stderr.write(`using existing ${what}\n`);
   }
   const [plain, secure, kube] = await Promise.all([
-    usePlain ? undefined : step('start pulsar (plain)', () => startPulsar({ profile: 'plain' })),
-    useSecure
-      ? undefined
-      : step('start pulsar (secure)', () => startPulsar({ profile: 'secure', authRefreshSeconds: 5 })),
-    useKube ? undefined : step('start etcd + kube-apiserver + kube-controller-manager', () => startKube()),
+    wantPlain && !givenPlain
+      ? step('start pulsar (plain)', () => startPulsar({ profile: 'plain' }))
+      : undefined,
+    wantSecure && !givenSecure
+      ? step('start pulsar (secure)', () => startPulsar({ profile: 'secure', authRefreshSeconds: 5 }))
+      : undefined,
+    wantKube && !givenKube
+      ? step('start etcd + kube-apiserver + kube-controller-manager', () => startKube())
+      : undefined,
   ]);
   const env: Record<string, string> = { ...plain?.env, ...secure?.env, ...kube?.env };
-  if (useKube && !noKube && !process.env.KPT_BIN_DIR) env.KPT_BIN_DIR = ensureGoTools();
-  if (!noPulsar && !env.PULSAR_HOME && !process.env.PULSAR_HOME) env.PULSAR_HOME = ensurePulsarDistribution();
+  if (givenKube && !process.env.KPT_BIN_DIR) env.KPT_BIN_DIR = ensureGoTools();
+  if (wantPlain && !env.PULSAR_HOME && !process.env.PULSAR_HOME) env.PULSAR_HOME = ensurePulsarDistribution();
   return { plain, secure, kube, env };
 }
 
