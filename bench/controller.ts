@@ -10,9 +10,10 @@
 //     /metrics, as the direct phase is timed to its last reply; a count of the namespace checks it): from then on
 //     it is doing what a running controller does when 1000 triggers are applied at once. The rate from the spawn
 //     (adding Node's start, module loading, the Lease and the initial lists) is printed too, for information.
-//  The phases run in the order direct, controller, controller, direct, direct, controller (each in a namespace of
-//  its own, each controller a fresh process): the same phase differs by 10-30% from one run to the next on a 2-core
-//  machine, so each side gets three tries spread over the run, and the fastest of each is compared (the goal:
+//  The phases run in pairs, direct then controller, controller then direct, and so on (D C C D D C C D D C for five
+//  tries; each in a namespace of its own, each controller a fresh process): the same phase differs by 10-30% from one
+//  run to the next on a 2-core machine, so each side gets T tries (--tries, 5) spread over the run, and the fastest
+//  of each is compared (the goal:
 //  controller rate / direct rate >= 0.8). Every try is printed. After each phase its namespace is deleted and
 //  the deletion waited out, so the next phase neither pays for the kube-controller-manager's work on the phase's
 //  Deployments (ReplicaSets, Pods) nor runs against more objects than the phase before it.
@@ -22,7 +23,7 @@
 // The controller runs as the image runs it: the bundle scripts/build.ts makes (into a scratch folder under tmp/,
 // not dist/, which the launcher would pick up for everyone), so Node loads no type stripper. --typescript runs the
 // sources with type stripping instead, as a checkout does.
-// Options: --triggers N (1000), --workers W (16), --private-kube, --typescript, --diagnose (where the time goes in
+// Options: --triggers N (1000), --workers W (16), --tries T (5 per side), --private-kube, --typescript, --diagnose (where the time goes in
 // each phase, on stderr: bench/controller-diag.lib.ts).
 // bench-servers: kube (make bench starts only these for it: testenv/bench.ts)
 
@@ -48,6 +49,7 @@ const arg = (name: string, fallback: number) => {
 };
 const N = arg('triggers', 1000);
 const W = arg('workers', 16);
+const TRIES = arg('tries', 5);
 const privateKube = process.argv.includes('--private-kube');
 const typescript = process.argv.includes('--typescript');
 // Node flags for the controller process (to compare V8 heap settings); by default none beyond what it sets itself.
@@ -448,16 +450,19 @@ async function main(): Promise<void> {
       return { child: c, port, fromReadyS, fromSpawnS, windowCpu };
     }
 
-    // The tries, in the order D C C D D C: a 2-core machine is noisy (the same phase differs by 10-30% from one run
-    // to the next, in dips that last a few hundred ms), so each side gets three tries spread over the run, and the
-    // fastest of each is compared. Each try is a fresh process in a namespace of its own: a controller on fresh
+    // The tries, in the order D C C D D C ...: a 2-core machine is noisy (the same phase differs by 10-30% from one run
+    // to the next, in dips that last a few hundred ms), so each side gets T tries spread over the run, and the
+    // fastest of each is compared. (Three tries each while a phase took ~3 minutes; five since the namespace of a
+    // phase is deleted after it, which takes ~30 s.) Each try is a fresh process in a namespace of its own: a controller on fresh
     // triggers, or the direct client (bench/controller-direct.lib.ts).
     const directS: number[] = [];
     const runs: ControllerRun[] = [];
     let settledWrites = 0;
     let resyncWrites = 0;
     let mem = { rss: 0, hwm: 0 };
-    const order = ['direct', 'controller', 'controller', 'direct', 'direct', 'controller'] as const;
+    const order = Array.from({ length: TRIES }, (_, i) =>
+      i % 2 === 0 ? (['direct', 'controller'] as const) : (['controller', 'direct'] as const),
+    ).flat();
     for (const [i, side] of order.entries()) {
       const ns = `bench-${i + 1}-${side}-${suffix}`;
       namespaces.push(ns);
