@@ -6,8 +6,8 @@
 //
 // Protocol, over the IPC channel: the parent sends {kubeconfig, namespace, n, workers, image}; the child renders the
 // bodies and answers {ready: true}; the parent waits for a quiet machine and sends {go: true}; the child creates the
-// n Deployments, `workers` in flight, and answers {seconds, replies} (the time of each reply from the first request,
-// in ms), then exits.
+// n Deployments, `workers` in flight, and answers {seconds, replies, cpuSeconds} (the time of each reply from the first
+// request, in ms; its own CPU over that time), then exits.
 
 import '../src/cli/controller-tiering.ts';
 import { paths } from '../src/controller/kube.ts';
@@ -28,6 +28,8 @@ export interface DirectOrder {
 export interface DirectResult {
   seconds: number;
   replies: number[];
+  /** CPU seconds (user + system, all threads) this process used from the first request to the last reply. */
+  cpuSeconds: number;
 }
 
 function next(): Promise<unknown> {
@@ -52,6 +54,7 @@ async function child(): Promise<void> {
   process.send!({ ready: true });
   await next();
   const replies: number[] = [];
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let i = 0;
   await Promise.all(
@@ -67,7 +70,9 @@ async function child(): Promise<void> {
       }
     }),
   );
-  const result: DirectResult = { seconds: (performance.now() - t0) / 1000, replies };
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const result: DirectResult = { seconds, replies, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
   await api.close();
   process.send!(result, () => process.exit(0));
 }

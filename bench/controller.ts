@@ -210,7 +210,7 @@ async function main(): Promise<void> {
 
     // Direct: the Deployments the controller renders for these triggers, created in a namespace of their own, by a
     // fresh process with the controller's HTTP client and V8 settings (bench/controller-direct.lib.ts).
-    const direct = async (namespace: string, what: string): Promise<number> => {
+    const direct = async (namespace: string, what: string): Promise<DirectResult> => {
       const c = spawn(process.execPath, [join(import.meta.dirname, 'controller-direct.lib.ts')], {
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       });
@@ -239,7 +239,8 @@ async function main(): Promise<void> {
       await diag?.start(what);
       diag?.profile(what, 1);
       c.send({ go: true });
-      const { seconds, replies } = await reply<DirectResult>();
+      const result = await reply<DirectResult>();
+      const { seconds, replies } = result;
       failed.catch(() => undefined); // it exits now, as it should
       if (diag) {
         // Creates per second in each 100 ms, to compare with the controller's curve (same format).
@@ -254,7 +255,7 @@ async function main(): Promise<void> {
       await diag?.end(what);
       log(`${what}: ${N} Deployments in ${seconds.toFixed(2)} s`);
       await retire(namespace, what);
-      return seconds;
+      return result;
     };
 
     // After each phase its namespace is deleted and its deletion waited out, so that the next phase neither pays for
@@ -456,6 +457,7 @@ async function main(): Promise<void> {
     // phase is deleted after it, which takes ~30 s.) Each try is a fresh process in a namespace of its own: a controller on fresh
     // triggers, or the direct client (bench/controller-direct.lib.ts).
     const directS: number[] = [];
+    const directCpuS: number[] = [];
     const runs: ControllerRun[] = [];
     let settledWrites = 0;
     let resyncWrites = 0;
@@ -468,7 +470,9 @@ async function main(): Promise<void> {
       namespaces.push(ns);
       await api.request('POST', '/api/v1/namespaces', { body: { metadata: { name: ns } } });
       if (side === 'direct') {
-        directS.push(await direct(ns, `direct, try ${directS.length + 1}`));
+        const d = await direct(ns, `direct, try ${directS.length + 1}`);
+        directS.push(d.seconds);
+        directCpuS.push(d.cpuSeconds);
         continue;
       }
       const what = `controller, try ${runs.length + 1}`;
@@ -527,6 +531,20 @@ async function main(): Promise<void> {
         name: 'controller CPU while creating (information: share of one core, caches synced to last Deployment, mean of runs)',
         value: cpu.reduce((a, b) => a + b, 0) / cpu.length,
         unit: 'cores',
+      });
+      // CPU per Deployment created, the controller's next to the direct client's (same HTTP client, same bodies): the
+      // difference is what the controller does besides sending the creates (render, reconcile, its watch), and it is
+      // taken from the same 2 cores as the API server's.
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      const ctlMs = mean(runs.map((r) => r.windowCpu)) * (1000 / N);
+      const directMs = mean(directCpuS) * (1000 / N);
+      figures.push({
+        name: 'CPU per Deployment created (information: controller, mean of runs)',
+        value: ctlMs,
+        unit: 'ms',
+        limit: directMs,
+        limitName: 'direct client, same HTTP client and bodies (mean of runs)',
+        ratio: ctlMs / directMs,
       });
     }
     figures.push({
