@@ -13,18 +13,17 @@
 //  The phases run in pairs, direct then controller, controller then direct, and so on (D C C D D C C D D C for five
 //  tries; each in a namespace of its own, each controller a fresh process): the same phase differs by 10-30% from one
 //  run to the next on a 2-core machine, so each side gets T tries (--tries, 5) spread over the run, and the fastest
-//  of each is compared (the goal:
-//  controller rate / direct rate >= 0.8). Every try is printed. After each phase its namespace is deleted and
-//  the deletion waited out, so the next phase neither pays for the kube-controller-manager's work on the phase's
-//  Deployments (ReplicaSets, Pods) nor runs against more objects than the phase before it.
+//  of each is compared (the goal: controller rate / direct rate >= 0.8). Every try is printed. After each phase its
+//  namespace is deleted and the deletion waited out, so the next phase neither pays for the kube-controller-manager's
+//  work on the phase's Deployments (ReplicaSets, Pods) nor runs against more objects than the phase before it.
 //  3. resync: with everything settled, the writes the controller makes while resyncing all N triggers (goal 0).
 //  4. RSS of the controller process holding N triggers and N Deployments in its caches (goal < 150 MiB).
 // Prints a table and one `BENCH {json}` line per figure (format: testenv/bench.ts).
 // The controller runs as the image runs it: the bundle scripts/build.ts makes (into a scratch folder under tmp/,
 // not dist/, which the launcher would pick up for everyone), so Node loads no type stripper. --typescript runs the
 // sources with type stripping instead, as a checkout does.
-// Options: --triggers N (1000), --workers W (16), --tries T (5 per side), --private-kube, --typescript, --diagnose (where the time goes in
-// each phase, on stderr: bench/controller-diag.lib.ts).
+// Options: --triggers N (1000), --workers W (16), --tries T (5 per side), --private-kube, --typescript, --diagnose
+// (where the time goes in each phase, on stderr: bench/controller-diag.lib.ts).
 // bench-servers: kube (make bench starts only these for it: testenv/bench.ts)
 
 import { spawn } from 'node:child_process';
