@@ -525,16 +525,16 @@ async function main(): Promise<void> {
         goal: 'ratio >= 0.8',
         ok: rate / directRate >= 0.8,
       });
+      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
       const cpu = runs.map((r) => r.windowCpu / r.fromReadyS!);
       figures.push({
         name: 'controller CPU while creating (information: share of one core, caches synced to last Deployment, mean of runs)',
-        value: cpu.reduce((a, b) => a + b, 0) / cpu.length,
+        value: mean(cpu),
         unit: 'cores',
       });
       // CPU per Deployment created, the controller's next to the direct client's (same HTTP client, same bodies): the
       // difference is what the controller does besides sending the creates (render, reconcile, its watch), and it is
       // taken from the same 2 cores as the API server's.
-      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
       const ctlMs = mean(runs.map((r) => r.windowCpu)) * (1000 / N);
       const directMs = mean(directCpuS) * (1000 / N);
       figures.push({
