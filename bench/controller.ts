@@ -377,6 +377,8 @@ async function main(): Promise<void> {
           String(W),
           '--resync-period',
           String(resyncSeconds),
+          // The benchmark's triggers name a broker that does not exist (it measures Kubernetes writes).
+          '--pulsar-admin=false',
           '--dispatcher-image',
           IMAGE,
           '--log-level',

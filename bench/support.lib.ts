@@ -1,7 +1,8 @@
-// Small helpers the client benchmarks share: required environment and running a peer (Java CLIs) to completion.
+// Small helpers the benchmarks share: required environment, running a peer (Java CLIs) to completion, and the
+// controller as a local process.
 
-import { execFile } from 'node:child_process';
-import { basename } from 'node:path';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { basename, join } from 'node:path';
 
 /** An environment variable the benchmark cannot run without; exits 2 naming it. */
 export function need(name: string): string {
@@ -59,4 +60,35 @@ export function javaBenchConsume(o: {
     String(o.count),
     ...(o.queue === undefined ? [] : ['--queue', String(o.queue)]),
   ]);
+}
+
+/**
+ * The controller as a local process (the TypeScript sources) for a benchmark: watching one namespace, no leader
+ * election, its HTTP port on 127.0.0.1, warnings only; `extra` adds or overrides flags (the last of a flag wins).
+ */
+export function spawnController(o: {
+  kubeconfig: string;
+  namespace: string;
+  port: number;
+  extra?: string[];
+}): ChildProcess {
+  return spawn(
+    process.execPath,
+    [
+      join(import.meta.dirname, '..', 'src', 'cli', 'controller.ts'),
+      '--kubeconfig',
+      o.kubeconfig,
+      '--namespaces',
+      o.namespace,
+      '--leader-elect=false',
+      '--http-port',
+      String(o.port),
+      '--http-host',
+      '127.0.0.1',
+      '--log-level',
+      'warn',
+      ...(o.extra ?? []),
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
 }

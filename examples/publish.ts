@@ -26,7 +26,8 @@ export async function publishMessages(o: PublishOptions): Promise<string[]> {
     ...(o.caFile ? { tls: { ca: readFileSync(o.caFile, 'utf8') } } : {}),
   });
   try {
-    const producer = await client.createProducer({ topic: o.topic });
+    // One batch per key, the way a Key_Shared subscription (the default with ordering key) needs it.
+    const producer = await client.createProducer({ topic: o.topic, batchingByKey: true });
     const ids = await Promise.all(
       o.messages.map((m) =>
         producer.send({ payload: Buffer.from(m), key: o.key, properties: { source: 'examples/publish.ts' } }),

@@ -165,8 +165,8 @@ function runOne(file: string, env: Record<string, string>): Promise<BenchRun> {
   });
 }
 
-/** The servers a benchmark uses. */
-export type BenchServer = 'pulsar' | 'kube';
+/** The servers a benchmark uses ('node': the kubelet node with the project's images, and KEDA; needs 'kube'). */
+export type BenchServer = 'pulsar' | 'kube' | 'node';
 
 /**
  * The servers a benchmark declares on a line `// bench-servers: kube` (or `pulsar`, or both, comma-separated) among
@@ -177,7 +177,7 @@ export function benchServers(file: string): BenchServer[] {
   const m = /^\/\/ bench-servers: ([a-z, ]+?)(?: \(.*\))?$/m.exec(head);
   if (!m) return ['pulsar', 'kube'];
   const named = m[1]!.split(',').map((s) => s.trim());
-  return (['pulsar', 'kube'] as const).filter((s) => named.includes(s));
+  return (['pulsar', 'kube', 'node'] as const).filter((s) => named.includes(s));
 }
 
 /** Servers started for a group of benchmarks: their variables, and how to stop them. */

@@ -12,8 +12,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runBenches } from './bench.ts';
 import { runDemo } from './demo.ts';
+import { ensureImages, type NodeImages } from './images.ts';
+import { type KedaHandle, startKeda } from './keda.ts';
 import { ensureGoTools, type KubeHandle, startKube } from './kube.ts';
 import { groupAlive, release, sleep, stopAll } from './lib/proc.ts';
+import {
+  createPodNetwork,
+  ensureNodePackages,
+  type NodeHandle,
+  type NodeState,
+  type PodNetwork,
+  removeNodeLeftovers,
+  startNode,
+} from './node.ts';
 import { ensurePulsarDistribution, type PulsarHandle, startPulsar } from './pulsar.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -71,6 +82,9 @@ interface Servers {
   plain?: PulsarHandle;
   secure?: PulsarHandle;
   kube?: KubeHandle;
+  node?: NodeHandle;
+  keda?: KedaHandle;
+  network?: PodNetwork;
   env: Record<string, string>;
 }
 
@@ -82,7 +96,7 @@ const given = (...names: string[]) => names.every((n) => Boolean(process.env[n])
  * KUBECONFIG_UNPRIVILEGED is needed too).
  */
 async function startServers(
-  opts: { secure?: boolean; pulsar?: boolean; kube?: boolean } = {},
+  opts: { secure?: boolean; pulsar?: boolean; kube?: boolean; images?: NodeImages | undefined } = {},
 ): Promise<Servers> {
   // Wanted: all, except what the caller leaves out (`pulsar: false` or `kube: false`: a benchmark that does not use
   // them; `secure: false`: the demo, which needs no secure broker), neither started nor expected.
@@ -107,32 +121,105 @@ async function startServers(
   ] as const) {
     if (used) process.stderr.write(`using existing ${what}\n`);
   }
-  const [plain, secure, kube] = await Promise.all([
+  // With images to run, the API server gets a node (testenv/node.ts). Its pod network comes first: the brokers and
+  // the API server listen on its gateway too, where pods reach them.
+  const network = opts.images && wantKube && !givenKube ? createPodNetwork() : undefined;
+  const podAddress = network?.gateway;
+  const started = await Promise.allSettled([
     wantPlain && !givenPlain
-      ? step('start pulsar (plain)', () => startPulsar({ profile: 'plain' }))
+      ? step('start pulsar (plain)', () => startPulsar({ profile: 'plain', podAddress }))
       : undefined,
     wantSecure && !givenSecure
-      ? step('start pulsar (secure)', () => startPulsar({ profile: 'secure', authRefreshSeconds: 5 }))
+      ? step('start pulsar (secure)', () =>
+          startPulsar({ profile: 'secure', authRefreshSeconds: 5, podAddress }),
+        )
       : undefined,
     wantKube && !givenKube
-      ? step('start etcd + kube-apiserver + kube-controller-manager', () => startKube())
+      ? step('start etcd + kube-apiserver + kube-controller-manager', () => startKube({ podAddress }))
       : undefined,
   ]);
-  const env: Record<string, string> = { ...plain?.env, ...secure?.env, ...kube?.env };
+  const [plain, secure, kube] = started.map((r) => (r.status === 'fulfilled' ? r.value : undefined)) as [
+    PulsarHandle | undefined,
+    PulsarHandle | undefined,
+    KubeHandle | undefined,
+  ];
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  let node: NodeHandle | undefined;
+  let keda: KedaHandle | undefined;
+  try {
+    if (failed) throw failed.reason;
+    if (network && kube && opts.images) {
+      const images = opts.images;
+      node = await step('start the node (containerd, kubelet, kube-scheduler)', () =>
+        startNode({
+          binDir: kube.binDir,
+          kubeconfig: kube.kubeconfig,
+          network,
+          images: [images.pause.archive, images.archive],
+          sandboxImage: images.pause.ref,
+        }),
+      );
+      // KEDA on the host; its metrics adapter listens on the node's address, where the API server reaches it.
+      keda = await step('start KEDA (operator, metrics adapter)', () =>
+        startKeda({ binDir: kube.binDir, kubeconfig: kube.kubeconfig, address: network.gateway }),
+      );
+    }
+  } catch (e) {
+    await stopServers({ plain, secure, kube, node, network, env: {} });
+    throw e;
+  }
+  const env: Record<string, string> = {
+    ...plain?.env,
+    ...secure?.env,
+    ...kube?.env,
+    ...node?.env,
+    ...keda?.env,
+  };
+  if (node && kube && opts.images) {
+    env.KPT_POD_API_SERVER = kube.server.replace('127.0.0.1', network!.gateway);
+    env.KPT_CONTROLLER_IMAGE = opts.images.controller;
+    env.KPT_DISPATCHER_IMAGE = opts.images.dispatcher;
+  }
   if (givenKube && !process.env.KPT_BIN_DIR) env.KPT_BIN_DIR = ensureGoTools();
   if (wantPlain && !env.PULSAR_HOME && !process.env.PULSAR_HOME) env.PULSAR_HOME = ensurePulsarDistribution();
-  return { plain, secure, kube, env };
+  return { plain, secure, kube, node, keda, network, env };
+}
+
+/**
+ * What the node needs before it starts: containerd, runc and the CNI plugins, and the images it runs. Nothing when
+ * the caller gives its own API server (KUBECONFIG): then no node is started here.
+ */
+async function prepareNode(): Promise<NodeImages | undefined> {
+  if (given('KUBECONFIG')) return undefined;
+  await step('node packages (containerd, runc, CNI plugins)', ensureNodePackages);
+  return step('images (make image, and the pause image)', ensureImages);
 }
 
 async function stopServers(s: Servers | undefined): Promise<string[]> {
   if (!s) return [];
   const k = s.kube?.peakRssMiB();
+  const n = s.node?.peakRssMiB();
+  const kd = s.keda?.peakRssMiB();
   const mem = [
     `  peak RSS: pulsar plain ${fmt(s.plain?.peakRssMiB())} MiB, pulsar secure ${fmt(s.secure?.peakRssMiB())} MiB, ` +
       `kube-apiserver ${fmt(k?.apiserver)} MiB, etcd ${fmt(k?.etcd)} MiB, ` +
       `kube-controller-manager ${fmt(k?.controllerManager)} MiB`,
+    ...(s.node
+      ? [
+          `  node: kubelet ${fmt(n?.kubelet)} MiB, containerd ${fmt(n?.containerd)} MiB, ` +
+            `kube-scheduler ${fmt(n?.scheduler)} MiB`,
+        ]
+      : []),
+    ...(s.keda ? [`  KEDA: operator ${fmt(kd?.operator)} MiB, metrics adapter ${fmt(kd?.adapter)} MiB`] : []),
   ];
-  await step('stop servers', () => Promise.all([s.plain?.stop(), s.secure?.stop(), s.kube?.stop()]));
+  // KEDA goes first (it takes its APIService along), then the node, while the API server still answers: its pods
+  // leave through the kubelet.
+  await step('stop servers', async () => {
+    if (s.keda) await s.keda.stop();
+    if (s.node) await s.node.stop();
+    else s.network?.remove();
+    await Promise.all([s.plain?.stop(), s.secure?.stop(), s.kube?.stop()]);
+  });
   return mem;
 }
 
@@ -153,10 +240,11 @@ async function runTests(env: Record<string, string>): Promise<number> {
 
 async function cmdTest(): Promise<number> {
   let failed = false;
-  await step('build go tools (etcd, kube-apiserver, kube-controller-manager, kubectl, helm)', ensureGoTools);
+  await step('build go tools (etcd, Kubernetes, helm, crictl, registry, KEDA)', ensureGoTools);
   await step('pulsar distribution', ensurePulsarDistribution);
+  const images = await prepareNode();
   // Servers boot (mostly JVM and apiserver start-up) while lint and type checks use the CPU.
-  const servers = startServers();
+  const servers = startServers({ images });
   servers.catch(() => {});
   const lint = await step('lint (biome)', () => run(bin('biome'), ['check', '.']));
   const types = await step('typecheck (tsc)', () => run(bin('tsc'), ['--noEmit', '-p', 'tsconfig.json']));
@@ -181,6 +269,7 @@ interface State {
   pids: { name: string; pid: number }[];
   env: Record<string, string>;
   dirs: string[];
+  node?: NodeState;
 }
 
 function readState(): State | undefined {
@@ -197,13 +286,22 @@ async function cmdUp(): Promise<number> {
   }
   await step('build go tools', ensureGoTools);
   await step('pulsar distribution', ensurePulsarDistribution);
-  const s = await startServers();
-  const procs = [s.plain?.process(), s.secure?.process(), ...(s.kube?.processes() ?? [])].filter(
-    (p) => p !== undefined,
-  );
+  const s = await startServers({ images: await prepareNode() });
+  const procs = [
+    s.plain?.process(),
+    s.secure?.process(),
+    ...(s.kube?.processes() ?? []),
+    ...(s.node?.processes() ?? []),
+    ...(s.keda?.processes() ?? []),
+  ].filter((p) => p !== undefined);
   for (const p of procs) release(p);
-  const dirs = [s.plain?.dataDir, s.secure?.dataDir, s.kube?.dir].filter((d) => d !== undefined);
-  const state: State = { pids: procs.map((p) => ({ name: p.name, pid: p.pid })), env: s.env, dirs };
+  const dirs = [s.plain?.dataDir, s.secure?.dataDir, s.kube?.dir, s.keda?.dir].filter((d) => d !== undefined);
+  const state: State = {
+    pids: procs.map((p) => ({ name: p.name, pid: p.pid })),
+    env: s.env,
+    dirs,
+    node: s.node?.state,
+  };
   mkdirSync(stateDir, { recursive: true });
   writeFileSync(stateFile, JSON.stringify(state, null, 2));
   writeFileSync(envFile, exportLines(s.env));
@@ -226,22 +324,32 @@ async function cmdDown(): Promise<number> {
     process.stderr.write('no servers recorded in .testenv/\n');
     return 0;
   }
-  for (const p of state.pids) {
-    try {
-      process.kill(-p.pid, 'SIGTERM');
-    } catch {
+  const stop = async (pids: State['pids']) => {
+    for (const p of pids) {
       try {
-        process.kill(p.pid, 'SIGTERM');
+        process.kill(-p.pid, 'SIGTERM');
+      } catch {
+        try {
+          process.kill(p.pid, 'SIGTERM');
+        } catch {}
+      }
+    }
+    const deadline = Date.now() + 15_000;
+    while (pids.some((p) => groupAlive(p.pid)) && Date.now() < deadline) await sleep(200);
+    for (const p of pids) {
+      try {
+        process.kill(-p.pid, 'SIGKILL');
       } catch {}
     }
-  }
-  const deadline = Date.now() + 15_000;
-  while (state.pids.some((p) => groupAlive(p.pid)) && Date.now() < deadline) await sleep(200);
-  for (const p of state.pids) {
-    try {
-      process.kill(-p.pid, 'SIGKILL');
-    } catch {}
-  }
+  };
+  // KEDA first, then the node's kubelet and scheduler, then its pods through the runtime while containerd still
+  // answers (their network namespaces go with them), then everything else.
+  await stop(state.pids.filter((p) => p.name.startsWith('keda-')));
+  const nodeDaemons = state.pids.filter((p) => p.name === 'kubelet' || p.name === 'kube-scheduler');
+  await stop(nodeDaemons);
+  if (state.node) await removeNodeLeftovers(state.node);
+  await stop(state.pids.filter((p) => !nodeDaemons.includes(p)));
+  if (state.node) await removeNodeLeftovers(state.node);
   for (const d of state.dirs) rmSync(d, { recursive: true, force: true });
   rmSync(stateDir, { recursive: true, force: true });
   process.stderr.write('servers stopped\n');
@@ -265,7 +373,7 @@ async function cmdRunTests(): Promise<number> {
 async function cmdServe(): Promise<number> {
   await step('build go tools', ensureGoTools);
   await step('pulsar distribution', ensurePulsarDistribution);
-  const s = await startServers();
+  const s = await startServers({ images: await prepareNode() });
   process.stdout.write(`\nServers are up:\n${exportLines(s.env)}\nPress Ctrl-C to stop.\n`);
   await new Promise(() => {});
   return 0;
@@ -274,7 +382,7 @@ async function cmdServe(): Promise<number> {
 async function cmdDemo(): Promise<number> {
   await step('build go tools', ensureGoTools);
   await step('pulsar distribution', ensurePulsarDistribution);
-  const s = await startServers({ secure: false });
+  const s = await startServers({ secure: false, images: await prepareNode() });
   // Once the demo is up, Ctrl-C stops it in order (trigger, agent, controller, identity, then the servers)
   // instead of lib/proc.ts's immediate stop-everything-and-exit; a second Ctrl-C does that. proc.ts's exit hook
   // still kills whatever is left if the process ends some other way.
@@ -290,7 +398,8 @@ async function cmdDemo(): Promise<number> {
       }
     });
   process.once('exit', () => {
-    for (const d of [s.plain?.dataDir, s.kube?.dir]) if (d) rmSync(d, { recursive: true, force: true });
+    for (const d of [s.plain?.dataDir, s.kube?.dir, s.keda?.dir])
+      if (d) rmSync(d, { recursive: true, force: true });
   });
   let code = 1;
   try {
@@ -320,6 +429,7 @@ async function cmdBench(): Promise<number> {
         pulsar: servers.includes('pulsar'),
         kube: servers.includes('kube'),
         secure: false,
+        images: servers.includes('node') ? await prepareNode() : undefined,
       });
       return {
         env: { ...pick(process.env), ...s.env },
@@ -336,7 +446,13 @@ async function cmdBench(): Promise<number> {
 /** The servers' variables already in the environment (reused servers). */
 function pick(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v && /^(PULSAR_|KUBECONFIG|KPT_BIN_DIR$)/.test(k)) out[k] = v;
+  for (const [k, v] of Object.entries(env)) {
+    if (
+      v &&
+      /^(PULSAR_|KUBECONFIG|KPT_BIN_DIR$|KPT_NODE_|KPT_CONTAINERD_|KPT_POD_|KPT_KEDA|KPT_.*_IMAGE$)/.test(k)
+    )
+      out[k] = v;
+  }
   return out;
 }
 

@@ -1,26 +1,26 @@
-// `make demo`: the whole system on this machine. testenv/cli.ts starts (or reuses) the servers and calls
-// runDemo(), which installs the CRD, starts the controller as a local process under the Helm chart's RBAC identity,
-// starts the node agent (testenv/node-agent.ts) and the sample function (examples/function.ts), applies the sample
-// trigger (examples/trigger.yaml, pointed at these servers), publishes a few messages, shows them arriving, and
-// stays up until Ctrl-C. KPT_DEMO_EXIT_AFTER_READY=1 stops after the messages arrived (tests, CI).
-// KPT_DEMO_NAMESPACE picks the namespace (default kpt-demo).
+// `make demo`: the whole system on this machine. testenv/cli.ts starts the servers and the node (kubelet,
+// containerd, the project's images imported) and calls runDemo(), which installs the CRD and the Helm chart (the
+// controller runs as a pod from the project's image), starts the sample function (examples/function.ts) on the
+// node's address, applies the sample trigger (examples/trigger.yaml, pointed at these servers), shows the
+// dispatcher pod running on the node, publishes a few messages, shows them arriving, and stays up until Ctrl-C.
+// KPT_DEMO_EXIT_AFTER_READY=1 stops after the messages arrived (tests, CI). KPT_DEMO_NAMESPACE picks the
+// triggers' namespace (default kpt-demo); the chart goes into <namespace>-system.
 
 import { spawn } from 'node:child_process';
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { formatEvent, startFunction } from '../examples/function.ts';
 import { publishMessages } from '../examples/publish.ts';
-import { installChartIdentity } from '../test/support/chart-identity.ts';
-import { freePort, type ServiceProcess, spawnService, waitFor } from './lib/proc.ts';
-import { startNodeAgent } from './node-agent.ts';
+import { nodeChartValues } from './chart.ts';
+import { freePort, waitFor } from './lib/proc.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 export interface DemoOptions {
-  /** The servers' variables (KUBECONFIG, KUBECONFIG_UNPRIVILEGED, KPT_BIN_DIR, PULSAR_SERVICE_URL, ...). */
+  /** The servers' variables (KUBECONFIG, KPT_BIN_DIR, PULSAR_SERVICE_URL, KPT_NODE_IP, ...; testenv/cli.ts). */
   env: Record<string, string>;
   exitAfterReady: boolean;
   namespace?: string | undefined;
@@ -57,13 +57,24 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const kubeconfig = env.KUBECONFIG!;
   const binDir = env.KPT_BIN_DIR!;
   const pulsarUrl = env.PULSAR_SERVICE_URL!;
+  // Where pods reach this machine: the node's address (the pod bridge's gateway).
+  const podPulsarUrl = env.PULSAR_POD_SERVICE_URL!;
+  const nodeIp = env.KPT_NODE_IP!;
   const kubectlBin = join(binDir, 'kubectl');
   const kubectl = (args: string[], input?: string) =>
     run(kubectlBin, ['--kubeconfig', kubeconfig, ...args], {}, input);
   const ns = opts.namespace ?? 'kpt-demo';
+  const releaseNs = `${ns}-system`;
   const demoDir = mkdtempSync(join(tmpdir(), 'kpt-demo-'));
   const logs = join(demoDir, 'logs');
   mkdirSync(logs, { recursive: true });
+  const helmEnv = {
+    KUBECONFIG: kubeconfig,
+    HELM_CONFIG_HOME: join(demoDir, 'helm-config'),
+    HELM_CACHE_HOME: join(demoDir, 'helm-cache'),
+    HELM_DATA_HOME: join(demoDir, 'helm-data'),
+  };
+  const helm = (args: string[]) => run(join(binDir, 'helm'), args, helmEnv);
   const cleanups: (() => Promise<unknown>)[] = [];
   let code = 0;
 
@@ -73,83 +84,48 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/pulsartriggers.kubeless.io']);
     say('customresourcedefinition.apiextensions.k8s.io/pulsartriggers.kubeless.io established');
 
-    title(`Create the controller's identity from the Helm chart's RBAC (watching namespace ${ns})`);
-    const id = await installChartIdentity({ watchNamespaces: [ns] });
-    cleanups.push(() => id.remove());
-    say(`ServiceAccount ${id.username}, kubeconfig ${id.kubeconfig}`);
-
-    title('Start the controller (a local process, as that ServiceAccount)');
-    const ctlPort = await freePort();
-    const controller: ServiceProcess = spawnService(
-      'controller',
-      process.execPath,
-      [
-        join(root, 'bin', 'kubeless-pulsar-trigger.js'),
-        'controller',
-        '--kubeconfig',
-        id.kubeconfig,
-        '--namespaces',
-        ns,
-        '--dispatcher-image',
-        'kubeless-pulsar-trigger:demo',
-        '--leader-election-namespace',
-        id.namespace,
-        '--leader-election-id',
-        id.leaseName,
-        '--http-port',
-        String(ctlPort),
-        '--http-host',
-        '127.0.0.1',
-      ],
-      { logFile: join(logs, 'controller.log'), cwd: root },
+    title(
+      `Install the chart: the controller runs as a pod from the project's image (watching namespace ${ns})`,
     );
-    cleanups.push(() => controller.stop(15_000));
-    await waitFor(
-      'controller /readyz',
-      async () => {
-        const r = await fetch(`http://127.0.0.1:${ctlPort}/readyz`, { signal: AbortSignal.timeout(1000) });
-        return r.status === 200 ? true : undefined;
-      },
-      { timeoutMs: 60_000, svc: controller },
+    await kubectl(['create', 'namespace', ns]).catch(() => '');
+    const valuesFile = join(demoDir, 'values.json');
+    writeFileSync(valuesFile, JSON.stringify(nodeChartValues({ env, watchNamespaces: [ns] }), null, 2));
+    const chart = join(root, 'deploy', 'chart', 'kubeless-pulsar-trigger');
+    say(
+      `helm upgrade --install kpt ${chart} --namespace ${releaseNs} --create-namespace --values ${valuesFile}`,
     );
-    say(`controller ready: http://127.0.0.1:${ctlPort}/metrics, log ${join(logs, 'controller.log')}`);
+    await helm([
+      'upgrade',
+      '--install',
+      'kpt',
+      chart,
+      '--namespace',
+      releaseNs,
+      '--create-namespace',
+      '--values',
+      valuesFile,
+    ]);
+    // Cleanups run last to first: the chart goes after the trigger (its controller removes the trigger's
+    // finalizer), then the namespaces.
+    cleanups.push(() =>
+      kubectl(['delete', 'namespace', ns, releaseNs, '--ignore-not-found', '--wait=false']).catch(() => ''),
+    );
+    cleanups.push(() =>
+      helm(['uninstall', 'kpt', '--namespace', releaseNs, '--ignore-not-found']).catch(() => ''),
+    );
+    await kubectl(['rollout', 'status', 'deployment', '-n', releaseNs, '--timeout=180s']);
+    say((await kubectl(['get', 'pods', '-n', releaseNs, '-o', 'wide'])).trimEnd());
 
-    title('Start the node agent (runs the dispatcher pods as local processes)');
-    const agentLog = join(logs, 'node-agent.log');
-    const agent = await startNodeAgent({
-      kubeconfig,
-      namespaces: [ns],
-      logsDir: logs,
-      log: (line) => {
-        appendFileSync(agentLog, `${new Date().toISOString()} ${line}\n`);
-        say(`[node-agent] ${line}`);
-      },
-    });
-    cleanups.push(() => agent.stop());
-
-    title('Start the sample function (examples/function.ts)');
+    title(`Start the sample function (examples/function.ts) on the node's address ${nodeIp}`);
     const functionLog = join(logs, 'function.log');
-    let fnPort = 8080;
-    const fn = await startFunction({
-      port: fnPort,
-      name: 'hello',
-      onEvent: (e) => {
-        const text = formatEvent(e);
-        appendFileSync(functionLog, text);
-        process.stdout.write(text);
-      },
-    }).catch(async () => {
-      fnPort = await freePort();
-      return startFunction({
-        port: fnPort,
-        name: 'hello',
-        onEvent: (e) => {
-          const text = formatEvent(e);
-          appendFileSync(functionLog, text);
-          process.stdout.write(text);
-        },
-      });
-    });
+    const onEvent = (e: Parameters<typeof formatEvent>[0]) => {
+      const text = formatEvent(e);
+      appendFileSync(functionLog, text);
+      process.stdout.write(text);
+    };
+    const fn = await startFunction({ port: 8080, host: nodeIp, name: 'hello', onEvent }).catch(async () =>
+      startFunction({ port: await freePort(), host: nodeIp, name: 'hello', onEvent }),
+    );
     cleanups.push(() => fn.close());
     say(`function "hello" listening on ${fn.url}, prints each event (also to ${functionLog})`);
 
@@ -161,12 +137,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     };
     trigger.metadata.namespace = ns;
     trigger.spec.pulsar.topic = topic;
-    trigger.spec.pulsar.broker = pulsarUrl;
+    trigger.spec.pulsar.broker = podPulsarUrl;
+    // The test broker's admin API is not on the usual port the controller would derive from the broker URL.
+    (trigger.spec.pulsar as Record<string, unknown>).adminUrl = env.PULSAR_POD_ADMIN_URL;
     trigger.spec.kubeless.function = fn.url;
     const name = trigger.metadata.name;
     say((await kubectl(['apply', '-f', '-'], JSON.stringify(trigger))).trim());
     cleanups.push(() =>
-      kubectl(['delete', 'pulsartrigger', name, '-n', ns, '--ignore-not-found', '--wait=false']).catch(
+      kubectl(['delete', 'pulsartrigger', name, '-n', ns, '--ignore-not-found', '--timeout=60s']).catch(
         () => '',
       ),
     );
@@ -220,22 +198,25 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     say((await kubectl(['get', 'pulsartriggers', '-n', ns])).trimEnd());
 
     const exports = `export KUBECONFIG=${kubeconfig} PATH=${binDir}:$PATH`;
+    // Each printed command runs as pasted into a fresh shell: absolute paths, the project's own Node 24.
+    const publish = `${process.execPath} ${join(root, 'examples', 'publish.ts')} --url ${pulsarUrl} --topic ${topic}`;
     say(`
 ${bold('The demo is up.')}
 
 Publish more (each one is printed here as the function receives it):
-  node examples/publish.ts --url ${pulsarUrl} --topic ${topic} "your message"
-  node examples/publish.ts --url ${pulsarUrl} --topic ${topic} --count 20 tick
+  ${publish} "your message"
+  ${publish} --count 20 tick
   ${env.PULSAR_HOME ? `${join(env.PULSAR_HOME, 'bin', 'pulsar-client')} --url ${pulsarUrl} produce ${topic} -m hi   (the Java CLI)` : ''}
 
 Use kubectl against it:
   ${exports}
-  kubectl get pulsartriggers,deployments,pods -n ${ns}
+  kubectl get pulsartriggers,deployments,pods -n ${ns} -o wide
+  kubectl logs -n ${ns} deployment/${name}                 # the dispatcher
+  kubectl logs -n ${releaseNs} deployment/kpt-kubeless-pulsar-trigger   # the controller
   kubectl edit pulsartrigger ${name} -n ${ns}          # e.g. spec.deployment.spec.replicas: 2
   kubectl delete pulsartrigger ${name} -n ${ns}
 
-Logs: ${logs}
-  controller.log, node-agent.log, function.log, and one <namespace>_<pod>.log per dispatcher process
+The function's log: ${functionLog} (removed when the demo stops; KPT_KEEP_DATA=1 keeps it)
 
 ${opts.exitAfterReady ? 'KPT_DEMO_EXIT_AFTER_READY=1: stopping now.' : 'Press Ctrl-C to stop everything the demo started.'}`);
 
@@ -246,6 +227,8 @@ ${opts.exitAfterReady ? 'KPT_DEMO_EXIT_AFTER_READY=1: stopping now.' : 'Press Ct
   } finally {
     title('Stopping');
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    // Its folder (values, helm's own, the function's log) goes with it, unless asked to keep it.
+    if (!process.env.KPT_KEEP_DATA) rmSync(demoDir, { recursive: true, force: true });
   }
   return code;
 }

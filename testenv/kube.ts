@@ -2,8 +2,9 @@
 // modules by testenv/scripts/build-go-tools.sh (cached) and started on 127.0.0.1 with free ports. The API server
 // serves TLS with a generated CA, authenticates with a static token file (an admin in system:masters and an
 // unprivileged user) and authorizes with RBAC; service account tokens are signed with a generated key. The
-// controller-manager makes ownerReference garbage collection and Deployment → ReplicaSet → Pod real. There is no
-// kubelet: pods stay Pending.
+// controller-manager makes ownerReference garbage collection and Deployment → ReplicaSet → Pod real (and the HPA);
+// the node that runs the pods (kube-scheduler, kubelet, containerd) is testenv/node.ts. The aggregation layer is on,
+// so an extension API server (KEDA's metrics adapter, testenv/keda.ts) can serve an APIService.
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -66,7 +67,16 @@ function kubeconfigYaml(server: string, caFile: string, user: string, token: str
   ].join('\n');
 }
 
-export async function startKube(opts: { startTimeoutMs?: number } = {}): Promise<KubeHandle> {
+export interface KubeOptions {
+  startTimeoutMs?: number;
+  /**
+   * Another address of this machine the API server also serves on, e.g. the pod bridge's gateway (testenv/node.ts),
+   * so pods reach it: it listens on every address then, and its certificate names this one too.
+   */
+  podAddress?: string;
+}
+
+export async function startKube(opts: KubeOptions = {}): Promise<KubeHandle> {
   const binDir = ensureGoTools();
   const dir = mkdtempSync(join(tmpdir(), 'kpt-kube-'));
   const timeoutMs = opts.startTimeoutMs ?? 120_000;
@@ -82,9 +92,19 @@ export async function startKube(opts: { startTimeoutMs?: number } = {}): Promise
       'DNS:kubernetes.default',
       'DNS:kubernetes.default.svc',
       'IP:10.0.0.1',
+      ...(opts.podAddress ? [`IP:${opts.podAddress}`] : []),
     ],
   });
   const sa = makeRsaKeyPair(dir, 'service-account');
+  // The aggregation layer (an APIService served by an extension API server, e.g. KEDA's metrics adapter,
+  // testenv/keda.ts): the API server proxies to it with a client certificate of its own and passes the caller's
+  // identity in X-Remote-* headers, which the extension server trusts because a CA only for this signed that
+  // certificate (the "front proxy" CA, published in kube-system/extension-apiserver-authentication).
+  const frontProxyCa = makeCa(dir, 'front-proxy-ca');
+  const frontProxyClient = makeLeaf(dir, frontProxyCa, 'front-proxy-client', {
+    cn: 'front-proxy-client',
+    client: true,
+  });
   const adminToken = randomToken();
   const userToken = randomToken();
   const tokenFile = join(dir, 'tokens.csv');
@@ -131,7 +151,7 @@ export async function startKube(opts: { startTimeoutMs?: number } = {}): Promise
 
   const apiserverArgs = [
     `--etcd-servers=http://127.0.0.1:${etcdClient}`,
-    '--bind-address=127.0.0.1',
+    `--bind-address=${opts.podAddress ? '0.0.0.0' : '127.0.0.1'}`,
     '--advertise-address=127.0.0.1',
     `--secure-port=${apiPort}`,
     `--tls-cert-file=${serving.certFile}`,
@@ -143,8 +163,19 @@ export async function startKube(opts: { startTimeoutMs?: number } = {}): Promise
     `--service-account-key-file=${sa.publicKeyFile}`,
     `--service-account-signing-key-file=${sa.privateKeyFile}`,
     '--service-cluster-ip-range=10.0.0.0/24',
+    `--requestheader-client-ca-file=${frontProxyCa.certFile}`,
+    '--requestheader-allowed-names=front-proxy-client',
+    '--requestheader-username-headers=X-Remote-User',
+    '--requestheader-group-headers=X-Remote-Group',
+    '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+    `--proxy-client-cert-file=${frontProxyClient.certFile}`,
+    `--proxy-client-key-file=${frontProxyClient.keyFile}`,
+    // No kube-proxy here: an APIService's Service is reached at its EndpointSlice's address, not its cluster IP.
+    '--enable-aggregator-routing=true',
     '--enable-priority-and-fairness=false',
     '--profiling=false',
+    // `kubectl logs`/`exec` reach a kubelet at its node's InternalIP: its name resolves nowhere here.
+    '--kubelet-preferred-address-types=InternalIP,Hostname',
     '--v=1',
     // Extra flags for diagnosis, e.g. KPT_KUBE_APISERVER_ARGS=--profiling=true (the last of a repeated flag wins).
     ...(process.env.KPT_KUBE_APISERVER_ARGS ?? '').split(' ').filter(Boolean),
@@ -176,8 +207,9 @@ export async function startKube(opts: { startTimeoutMs?: number } = {}): Promise
       '--secure-port=0',
       `--service-account-private-key-file=${sa.privateKeyFile}`,
       `--root-ca-file=${ca.certFile}`,
-      // No nodes, no cloud: the controllers that need them only log noise.
-      '--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl,-bootstrapsigner,-tokencleaner',
+      // No cloud, no pod CIDRs (the node's CNI configuration has its own range): the controllers that need them
+      // only log noise. The node lifecycle controller stays: it lifts a new node's not-ready taint.
+      '--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl,-bootstrapsigner,-tokencleaner',
       '--concurrent-gc-syncs=5',
       '--v=1',
     ],

@@ -98,6 +98,12 @@ export interface StartPulsarOptions {
   /** Seconds between re-checks of a connection's credentials (AUTH_CHALLENGE), secure profile. */
   authRefreshSeconds?: number;
   startTimeoutMs?: number;
+  /**
+   * Another address of this machine that pods reach (the pod bridge's gateway, testenv/node.ts): the broker then
+   * listens on every address and advertises this one in lookups, so a client anywhere on the machine or in a pod
+   * follows them to an address it can reach; the secure profile's certificate names it too.
+   */
+  podAddress?: string;
 }
 
 export async function startPulsar(opts: StartPulsarOptions = {}): Promise<PulsarHandle> {
@@ -108,8 +114,8 @@ export async function startPulsar(opts: StartPulsarOptions = {}): Promise<Pulsar
   const [brokerPort, webPort, bookiePort] = [await freePort(), await freePort(), await freePort()];
   const secure = profile === 'secure';
   const settings: Record<string, string | number | boolean> = {
-    bindAddress: '127.0.0.1',
-    advertisedAddress: secure ? 'localhost' : '127.0.0.1',
+    bindAddress: opts.podAddress ? '0.0.0.0' : '127.0.0.1',
+    advertisedAddress: opts.podAddress ?? (secure ? 'localhost' : '127.0.0.1'),
     brokerServicePort: brokerPort,
     webServicePort: webPort,
     // A 5 MiB payload plus its metadata fits in one message (the default limit, exactly 5 MiB, counts the
@@ -144,7 +150,10 @@ export async function startPulsar(opts: StartPulsarOptions = {}): Promise<Pulsar
     webTlsPort = await freePort();
     const ca = makeCa(dataDir, 'pulsar-ca');
     caFile = ca.certFile;
-    const server = makeLeaf(dataDir, ca, 'broker', { cn: 'localhost', altNames: ['DNS:localhost'] });
+    const server = makeLeaf(dataDir, ca, 'broker', {
+      cn: 'localhost',
+      altNames: ['DNS:localhost', ...(opts.podAddress ? [`IP:${opts.podAddress}`] : [])],
+    });
     const secretKey = newSecretKey();
     const secretKeyFile = join(dataDir, 'token-secret.key');
     writeFileSync(secretKeyFile, secretKey, { mode: 0o600 });
@@ -241,8 +250,21 @@ export async function startPulsar(opts: StartPulsarOptions = {}): Promise<Pulsar
   };
   await ready();
 
+  // Where pods reach the broker (the advertised pod address), next to where this machine's clients do.
+  const podServiceUrl = opts.podAddress
+    ? secure
+      ? `pulsar+ssl://${opts.podAddress}:${brokerTlsPort}`
+      : `pulsar://${opts.podAddress}:${brokerPort}`
+    : undefined;
+  const podAdminUrl = opts.podAddress
+    ? secure
+      ? `https://${opts.podAddress}:${webTlsPort}`
+      : `http://${opts.podAddress}:${webPort}`
+    : undefined;
   const testEnv: Record<string, string> = secure
     ? {
+        ...(podServiceUrl ? { PULSAR_SECURE_POD_SERVICE_URL: podServiceUrl } : {}),
+        ...(podAdminUrl ? { PULSAR_SECURE_POD_ADMIN_URL: podAdminUrl } : {}),
         PULSAR_SECURE_SERVICE_URL: serviceUrl,
         PULSAR_SECURE_ADMIN_URL: adminUrl,
         PULSAR_SECURE_CA_FILE: caFile!,
@@ -251,7 +273,13 @@ export async function startPulsar(opts: StartPulsarOptions = {}): Promise<Pulsar
         PULSAR_SECURE_SECRET_KEY_FILE: tokens!.secretKeyFile,
         PULSAR_HOME: home,
       }
-    : { PULSAR_SERVICE_URL: serviceUrl, PULSAR_ADMIN_URL: adminUrl, PULSAR_HOME: home };
+    : {
+        ...(podServiceUrl ? { PULSAR_POD_SERVICE_URL: podServiceUrl } : {}),
+        ...(podAdminUrl ? { PULSAR_POD_ADMIN_URL: podAdminUrl } : {}),
+        PULSAR_SERVICE_URL: serviceUrl,
+        PULSAR_ADMIN_URL: adminUrl,
+        PULSAR_HOME: home,
+      };
 
   const handle: PulsarHandle = {
     profile,

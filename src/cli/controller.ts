@@ -44,7 +44,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     void shutdown();
   });
   log.info(
-    { image: config.dispatcherImage, namespaces: config.namespaces.length ? config.namespaces : 'all' },
+    {
+      image: config.dispatcherImage,
+      namespaces: config.namespaces.length ? config.namespaces : 'all',
+      allowCrossNamespace: config.allowCrossNamespace.map((g) => `${g.from}=${g.to}`),
+    },
     'controller started',
   );
   function shutdown(): Promise<void> {

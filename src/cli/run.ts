@@ -18,7 +18,7 @@ Runs the dispatcher of each PulsarTrigger in the files (several documents per fi
 
 Options:
   -f, --file PATH        a manifest (repeatable)
-  --token-file PATH      the broker token, read from a file (re-read on reconnect)
+  --token-file PATH      the broker token, read from a file (re-read on each connect and auth challenge)
   --token-env NAME       the broker token, from an environment variable
                          (otherwise spec.pulsar.auth-token inline, or none)
   --port N               port of /healthz, /readyz, /metrics (default ${SETTINGS_DEFAULTS.port}; 0 picks one)

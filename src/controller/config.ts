@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_RESOURCES, type ResourceRequirements } from '../trigger/render.ts';
 import { ControllerError } from './errors.ts';
+import { type CrossNamespaceGrant, parseGrants } from './placement.ts';
 
 export interface ControllerConfig {
   /** Path of a kubeconfig; undefined: the in-cluster service account. */
@@ -14,6 +15,11 @@ export interface ControllerConfig {
   timezone: string;
   /** Namespaces to watch; empty: all. Deployments may only be placed in watched namespaces. */
   namespaces: string[];
+  /**
+   * Where triggers may place their Deployment besides their own namespace, granted by the administrator (besides
+   * the target's own kubeless.io/accept-triggers-from annotation; placement.ts).
+   */
+  allowCrossNamespace: CrossNamespaceGrant[];
   resources: ResourceRequirements;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   /** Port of /healthz, /readyz and /metrics; 0 picks a free one. */
@@ -21,6 +27,10 @@ export interface ControllerConfig {
   httpHost: string;
   workers: number;
   resyncMs: number;
+  /** Own each trigger's subscription through the Pulsar admin API (create it, delete it when asked). */
+  pulsarAdmin: boolean;
+  /** How often each trigger's backlog is read from the Pulsar admin API into its status; 0: never. */
+  backlogIntervalMs: number;
   leaderElect: boolean;
   leaseName: string;
   leaseNamespace: string;
@@ -44,6 +54,13 @@ export const OPTIONS: Option[] = [
   { flag: 'dispatcher-image', help: 'Image of the dispatcher pods.', default: DEFAULT_DISPATCHER_IMAGE },
   { flag: 'timezone', help: 'Time zone passed to dispatchers as TZ.', default: 'UTC' },
   { flag: 'namespaces', help: 'Comma-separated namespaces to watch. Default: all.', default: '' },
+  {
+    flag: 'allow-cross-namespace',
+    help:
+      'Comma-separated SOURCE=TARGET pairs (a namespace or *): triggers in SOURCE may put their Deployment in ' +
+      'TARGET. Besides these, a namespace accepts what its kubeless.io/accept-triggers-from annotation lists.',
+    default: '',
+  },
   { flag: 'dispatcher-cpu-request', help: 'Default CPU request of a dispatcher.', default: '500m' },
   { flag: 'dispatcher-cpu-limit', help: 'Default CPU limit of a dispatcher.', default: '1' },
   { flag: 'dispatcher-memory-request', help: 'Default memory request of a dispatcher.', default: '512Mi' },
@@ -53,6 +70,19 @@ export const OPTIONS: Option[] = [
   { flag: 'http-host', help: 'Address to listen on.', default: '0.0.0.0' },
   { flag: 'workers', help: 'Triggers reconciled in parallel.', default: '16' },
   { flag: 'resync-period', help: 'Seconds between full resyncs from the cache.', default: '600' },
+  {
+    flag: 'pulsar-admin',
+    help:
+      "Own each trigger's subscription through the Pulsar admin API at spec.pulsar.adminUrl: create it with the " +
+      'trigger, delete it with spec.delivery.deleteSubscription (true/false). false: the first dispatcher creates it.',
+    default: 'true',
+    boolean: true,
+  },
+  {
+    flag: 'backlog-interval',
+    help: "Seconds between reads of each trigger's backlog into its status (one admin call per trigger); 0: never.",
+    default: '30',
+  },
   {
     flag: 'leader-elect',
     help: 'Elect a leader through a Lease (true/false).',
@@ -126,6 +156,15 @@ const Raw = z
           .filter(Boolean),
       )
       .pipe(z.array(z.string().regex(NAMESPACE, 'must be namespace names separated by commas'))),
+    'allow-cross-namespace': z.string().transform((v, ctx) => {
+      const parsed = parseGrants(v);
+      if (parsed.ok) return parsed.value;
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be SOURCE=TARGET pairs separated by commas, each side a namespace name or * (not: ${parsed.bad.join(', ')})`,
+      });
+      return z.NEVER;
+    }),
     'dispatcher-cpu-request': quantity,
     'dispatcher-cpu-limit': quantity,
     'dispatcher-memory-request': quantity,
@@ -135,6 +174,10 @@ const Raw = z
     'http-host': z.string().min(1),
     workers: integer(1, 256),
     'resync-period': seconds(1),
+    'pulsar-admin': z
+      .enum(['true', 'false'], { error: () => 'must be true or false' })
+      .transform((v) => v === 'true'),
+    'backlog-interval': seconds(0),
     'leader-elect': z
       .enum(['true', 'false'], { error: () => 'must be true or false' })
       .transform((v) => v === 'true'),
@@ -210,6 +253,7 @@ export function parseConfig(
       dispatcherImage: c['dispatcher-image'],
       timezone: c.timezone,
       namespaces: c.namespaces,
+      allowCrossNamespace: c['allow-cross-namespace'],
       resources: {
         limits: { cpu: c['dispatcher-cpu-limit'], memory: c['dispatcher-memory-limit'] },
         requests: { cpu: c['dispatcher-cpu-request'], memory: c['dispatcher-memory-request'] },
@@ -219,6 +263,8 @@ export function parseConfig(
       httpHost: c['http-host'],
       workers: c.workers,
       resyncMs: c['resync-period'],
+      pulsarAdmin: c['pulsar-admin'],
+      backlogIntervalMs: c['pulsar-admin'] ? c['backlog-interval'] : 0,
       leaderElect: c['leader-elect'],
       leaseName: c['leader-election-id'],
       leaseNamespace: c['leader-election-namespace'] ?? env.POD_NAMESPACE ?? 'default',

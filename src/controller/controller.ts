@@ -10,22 +10,38 @@ import Counter from 'prom-client/lib/counter.js';
 import Gauge from 'prom-client/lib/gauge.js';
 import Histogram from 'prom-client/lib/histogram.js';
 import Registry from 'prom-client/lib/registry.js';
+import { renderTrigger } from '../trigger/render.ts';
+import type { PulsarTrigger } from '../trigger/spec.ts';
+import { BacklogPoller } from './backlog.ts';
 import type { ControllerConfig } from './config.ts';
 import { describe } from './errors.ts';
-import { Informer, type InformerOptions, MergedStore } from './informer.ts';
+import { Informer, type InformerOptions, MergedStore, type Verb } from './informer.ts';
 import {
   KubeClient,
   OWNED_SELECTOR,
   paths,
   triggerFingerprint,
   trimDeployment,
+  trimNamespace,
   trimTrigger,
 } from './kube.ts';
 import { KubeApi, type KubeConnection } from './kubeapi.ts';
 import { decodeDeployment } from './kubeproto.ts';
 import { LeaderElector, leaseApi } from './leader.ts';
-import { isSeedDeployment, type KubeObject, keyOf, ownerKey, Reconciler } from './reconcile.ts';
-import { WorkQueue } from './workqueue.ts';
+import { ANNOTATION_ACCEPT_FROM, requestedNamespace } from './placement.ts';
+import { isSeedDeployment, type KubeObject, keyOf, ownerKey, Reconciler, splitKey } from './reconcile.ts';
+import { TriggerSubscriptions } from './subscriptions.ts';
+import { type Timers, WorkQueue } from './workqueue.ts';
+
+/** Timers that do not keep the process alive (the work queue's default ones, for the backlog poller). */
+const controllerTimers: Timers = {
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
 
 // node:http through require(): an ES import would load Node's internal undici through http's lazy getters.
 const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
@@ -39,6 +55,7 @@ export interface Metrics {
   writes: Counter<'kind' | 'verb' | 'result'>;
   leader: Gauge;
   watches: Counter<'resource'>;
+  adminCalls: Counter<'call' | 'result'>;
 }
 
 export function makeMetrics(): Metrics {
@@ -84,6 +101,12 @@ export function makeMetrics(): Metrics {
       labelNames: ['resource'],
       registers: [registry],
     }),
+    adminCalls: new Counter({
+      name: 'kpt_controller_pulsar_admin_calls_total',
+      help: 'Calls to the Pulsar admin API by call (ensure, consumers, remove, figures) and result (ok, error).',
+      labelNames: ['call', 'result'],
+      registers: [registry],
+    }),
   };
 }
 
@@ -110,6 +133,11 @@ export async function startController(
     config.identity,
   );
   const queue = new WorkQueue();
+  const renderConfig = {
+    dispatcherImage: config.dispatcherImage,
+    timezone: config.timezone,
+    resources: config.resources,
+  };
   const nsParts = config.namespaces.length > 0 ? config.namespaces : [undefined];
 
   const onError = (what: string, e: unknown) =>
@@ -119,7 +147,7 @@ export async function startController(
     path: (ns: string | undefined) => string,
     trim: (o: KubeObject) => KubeObject,
     onChange: (o: KubeObject) => void,
-    extra: Pick<InformerOptions, 'labelSelector' | 'fingerprint' | 'protobuf'> = {},
+    extra: Pick<InformerOptions, 'labelSelector' | 'fingerprint' | 'protobuf' | 'fieldSelector'> = {},
   ) =>
     new MergedStore(
       nsParts.map(
@@ -152,20 +180,80 @@ export async function startController(
     labelSelector: OWNED_SELECTOR,
     protobuf: decodeDeployment,
   });
+  // Namespaces, for the accept-triggers-from annotation of a trigger's target (placement.ts). Watched rather than
+  // read on each reconcile or resync: a withdrawn opt-in takes effect at once, and reconcile reads only caches. All
+  // of them when every namespace is watched; else each watched one alone (a field selector on its name), which
+  // RBAC allows with `resourceNames`, so the chart grants nothing on other Namespaces. An annotation change (or an
+  // annotated Namespace coming or going) brings back the triggers that ask for that namespace and those whose
+  // Deployment is there.
+  const onNamespace = (o: KubeObject, verb: Verb) => {
+    if (verb !== 'update' && o.metadata?.annotations?.[ANNOTATION_ACCEPT_FROM] === undefined) return;
+    const name = o.metadata?.name;
+    if (name === undefined) return;
+    for (const t of triggers.list()) {
+      if (t.metadata?.namespace !== name && requestedNamespace(t) === name) queue.add(keyOf(t));
+    }
+    for (const d of deployments.list(name)) {
+      const key = ownerKey(d);
+      if (key && !key.startsWith(`${name}/`)) queue.add(key);
+    }
+  };
+  const namespaceObjects = new MergedStore(
+    nsParts.map(
+      (ns) =>
+        new Informer(api, {
+          path: paths.namespaces(),
+          ...(ns === undefined ? {} : { fieldSelector: `metadata.name=${ns}` }),
+          trim: trimNamespace,
+          onChange: onNamespace,
+          onError,
+          onWatchStart: () => metrics.watches.inc({ resource: 'namespaces' }),
+        }),
+    ),
+  );
   const stores = [triggers, deployments];
+  // Work starts when triggers and Deployments are cached. Namespaces are not waited for: without them (not cached
+  // yet, or not readable) only triggers placed in another namespace wait, and same-namespace ones are served.
   const synced = () => stores.every((s) => s.synced());
+
+  // The Pulsar admin API (subscriptions.ts): each trigger's subscription, and its backlog read into the status at a
+  // bounded rate (backlog.ts), which queues a trigger only when its figures changed.
+  const subscriptions = config.pulsarAdmin
+    ? new TriggerSubscriptions({
+        reads: kube,
+        onCall: (call, ok) => metrics.adminCalls.inc({ call, result: ok ? 'ok' : 'error' }),
+      })
+    : undefined;
+  const poller =
+    subscriptions && config.backlogIntervalMs > 0
+      ? new BacklogPoller({
+          intervalMs: config.backlogIntervalMs,
+          timers: controllerTimers,
+          now: Date.now,
+          onChange: (key) => queue.add(key),
+          onError: (key, e) => log.debug({ trigger: key, error: describe(e) }, 'backlog not read'),
+          read: async (key) => {
+            const { namespace, name } = splitKey(key);
+            const t = triggers.get(name, namespace);
+            if (!t) throw new Error(`trigger ${key} is gone`);
+            const rendered = renderTrigger(t as unknown as PulsarTrigger, renderConfig);
+            if (!rendered.ok) throw rendered.error;
+            return subscriptions.figures(t, rendered.value);
+          },
+        })
+      : undefined;
 
   const reconciler = new Reconciler({
     triggers,
     deployments,
     kube,
-    render: {
-      dispatcherImage: config.dispatcherImage,
-      timezone: config.timezone,
-      resources: config.resources,
-    },
+    render: renderConfig,
     namespaces: config.namespaces,
+    namespaceObjects,
+    crossNamespaceGrants: config.allowCrossNamespace,
     log: (level, msg, ctx) => log[level](ctx, msg),
+    ...(subscriptions ? { subscriptions } : {}),
+    ...(poller ? { backlog: poller } : {}),
   });
 
   let running = false;
@@ -213,6 +301,7 @@ export async function startController(
     running = true;
     metrics.leader.set(1);
     for (const s of stores) s.start();
+    namespaceObjects.start();
     // Reconciling before every cache is filled would mistake everything for missing or orphaned.
     while (!synced() && running) await new Promise((r) => setTimeout(r, 50));
     if (!running) return;
@@ -221,6 +310,7 @@ export async function startController(
     for (let i = 0; i < config.workers; i++) workers.push(worker());
     resyncTimer = setInterval(enqueueAll, config.resyncMs);
     resyncTimer.unref();
+    poller?.start();
   };
 
   const elector = config.leaderElect
@@ -276,9 +366,12 @@ export async function startController(
     stop: async () => {
       running = false;
       clearInterval(resyncTimer);
+      poller?.stop();
+      subscriptions?.close();
       queue.shutdown();
       await Promise.race([Promise.all(workers), new Promise((r) => setTimeout(r, 5000).unref())]);
       for (const s of stores) await s.stop();
+      await namespaceObjects.stop();
       if (elector) await elector.stop();
       metrics.leader.set(0);
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -17,6 +17,11 @@ export interface InformerOptions {
   /** The collection path, e.g. /apis/apps/v1/namespaces/x/deployments. */
   path: string;
   labelSelector?: string;
+  /**
+   * E.g. metadata.name=x: one object. RBAC authorizes a list or watch with that selector against the rule's
+   * resourceNames, so a controller allowed to read only some Namespaces can still watch them.
+   */
+  fieldSelector?: string;
   /** What to keep of each object. */
   trim: (o: KubeObject) => KubeObject;
   /**
@@ -170,7 +175,12 @@ export class Informer implements Store<KubeObject> {
     let rv: string | undefined;
     do {
       const page = await this.api.request<ListBody>('GET', this.o.path, {
-        query: { labelSelector: this.o.labelSelector, limit: this.o.pageSize ?? 500, continue: cont },
+        query: {
+          labelSelector: this.o.labelSelector,
+          fieldSelector: this.o.fieldSelector,
+          limit: this.o.pageSize ?? 500,
+          continue: cont,
+        },
       });
       for (const item of page.items ?? []) {
         const t = this.o.trim(item);
@@ -204,6 +214,7 @@ export class Informer implements Store<KubeObject> {
       this.o.path,
       {
         labelSelector: this.o.labelSelector,
+        fieldSelector: this.o.fieldSelector,
         resourceVersion: rv,
         allowWatchBookmarks: true,
         timeoutSeconds: base + Math.floor(Math.random() * base),

@@ -4,6 +4,7 @@
 
 import {
   ANNOTATION_HASH,
+  ANNOTATION_SUBSCRIPTION_TYPE,
   ANNOTATION_TRIGGER,
   CREATED_BY,
   CREATED_BY_VALUE,
@@ -12,6 +13,7 @@ import {
 import { GROUP, KIND, PLURAL, type TriggerStatus, VERSION } from '../trigger/spec.ts';
 import { describe, httpStatus } from './errors.ts';
 import type { KubeApi } from './kubeapi.ts';
+import { ANNOTATION_ACCEPT_FROM } from './placement.ts';
 import type { KubeObject, KubeWrites, Meta } from './reconcile.ts';
 
 export const FIELD_MANAGER = 'kubeless-pulsar-trigger';
@@ -30,6 +32,10 @@ export const paths = {
   secrets: (namespace: string) => `/api/v1/${ns(namespace)}/secrets`,
   configmaps: (namespace: string) => `/api/v1/${ns(namespace)}/configmaps`,
   events: (namespace: string) => `/api/v1/${ns(namespace)}/events`,
+  namespaces: () => '/api/v1/namespaces',
+  /** KEDA's objects (keda.sh/v1alpha1), by plural: scaledobjects, triggerauthentications. */
+  keda: (namespace: string, plural: 'scaledobjects' | 'triggerauthentications') =>
+    `/apis/keda.sh/v1alpha1/${ns(namespace)}/${plural}`,
   triggers: (namespace?: string) =>
     namespace
       ? `/apis/${GROUP}/${VERSION}/${ns(namespace)}/${PLURAL}`
@@ -61,7 +67,11 @@ function trimMeta(
 }
 
 const ours = (a: Record<string, string>) =>
-  Object.fromEntries(Object.entries(a).filter(([k]) => k === ANNOTATION_HASH || k === ANNOTATION_TRIGGER));
+  Object.fromEntries(
+    Object.entries(a).filter(
+      ([k]) => k === ANNOTATION_HASH || k === ANNOTATION_TRIGGER || k === ANNOTATION_SUBSCRIPTION_TYPE,
+    ),
+  );
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 const notLastApplied = (a: Record<string, string>) =>
   LAST_APPLIED in a ? Object.fromEntries(Object.entries(a).filter(([k]) => k !== LAST_APPLIED)) : a;
@@ -88,6 +98,20 @@ export function trimDeployment(o: KubeObject): KubeObject {
   const out: KubeObject = { metadata: trimMeta(o.metadata, ours), spec };
   if (typeof o.status?.readyReplicas === 'number') out.status = { readyReplicas: o.status.readyReplicas };
   return out;
+}
+
+/**
+ * A Namespace: its name and the accept-triggers-from annotation (placement.ts), nothing else, so only a change of
+ * that annotation (or the Namespace coming or going) is reported.
+ */
+export function trimNamespace(o: KubeObject): KubeObject {
+  const m = o.metadata ?? {};
+  const meta: Meta = {};
+  if (m.name !== undefined) meta.name = m.name;
+  if (m.resourceVersion !== undefined) meta.resourceVersion = m.resourceVersion;
+  const accept = m.annotations?.[ANNOTATION_ACCEPT_FROM];
+  if (accept !== undefined) meta.annotations = { [ANNOTATION_ACCEPT_FROM]: accept };
+  return { metadata: meta };
 }
 
 /** A Secret as reconcile sees it: identity, labels and our annotations; never the data. */
@@ -141,6 +165,36 @@ export class KubeClient implements KubeWrites {
         discard: true,
       }),
     );
+  }
+
+  /** Server-side apply of a KEDA ScaledObject or TriggerAuthentication (a 404 means KEDA's CRDs are missing). */
+  async applyKedaObject(obj: JsonObject): Promise<void> {
+    const m = obj.metadata as JsonObject;
+    const plural = obj.kind === 'ScaledObject' ? 'scaledobjects' : 'triggerauthentications';
+    await this.counted(obj.kind as string, 'apply', () =>
+      this.api.request('PATCH', `${paths.keda(m.namespace as string, plural)}/${enc(m.name as string)}`, {
+        body: obj,
+        contentType: APPLY,
+        query: { fieldManager: FIELD_MANAGER, force: true },
+        discard: true,
+      }),
+    );
+  }
+
+  /** Deletes a KEDA object by name; gone already (or KEDA not installed) is success. */
+  async deleteKedaObject(
+    kind: 'ScaledObject' | 'TriggerAuthentication',
+    namespace: string,
+    name: string,
+  ): Promise<void> {
+    const plural = kind === 'ScaledObject' ? 'scaledobjects' : 'triggerauthentications';
+    await this.counted(kind, 'delete', async () => {
+      try {
+        await this.api.request('DELETE', `${paths.keda(namespace, plural)}/${enc(name)}`, { discard: true });
+      } catch (e) {
+        if (httpStatus(e) !== 404) throw e;
+      }
+    });
   }
 
   private async deleteWithUid(path: string, uid: string, background: boolean): Promise<void> {
@@ -199,10 +253,28 @@ export class KubeClient implements KubeWrites {
   }
 
   async patchTriggerStatus(namespace: string, name: string, status: TriggerStatus): Promise<void> {
+    // A merge patch keeps what it does not mention: a field the status no longer has is sent as null, so the
+    // trigger's status is what reconcile computed (a failure drops the replica counts, a refused placement the
+    // Deployment it deleted) and the next comparison finds nothing to write.
+    const body = {
+      status: {
+        ...status,
+        deployment: status.deployment ?? null,
+        replicas: status.replicas ?? null,
+        readyReplicas: status.readyReplicas ?? null,
+        // With the subscription's figures, an empty backlog has no oldest message any more.
+        ...(status.backlog !== undefined
+          ? {
+              oldestBacklogPublishTime: status.oldestBacklogPublishTime ?? null,
+              deadLettered: status.deadLettered ?? null,
+            }
+          : {}),
+      },
+    };
     await this.counted(KIND, 'status', async () => {
       try {
         await this.api.request('PATCH', `${paths.triggers(namespace)}/${enc(name)}/status`, {
-          body: { status },
+          body,
           contentType: MERGE,
           query: { fieldManager: FIELD_MANAGER },
           discard: true,
@@ -288,6 +360,25 @@ export class KubeClient implements KubeWrites {
 
   async deploymentExists(namespace: string, name: string): Promise<boolean> {
     return (await this.read(`${paths.deployments(namespace)}/${enc(name)}`)) !== undefined;
+  }
+
+  /**
+   * The data of a Secret (decoded) or a ConfigMap, by name: credentials the controller itself uses (the Pulsar
+   * admin API's token and CA). Never cached as an object, never logged.
+   */
+  async readData(
+    kind: 'Secret' | 'ConfigMap',
+    namespace: string,
+    name: string,
+  ): Promise<Record<string, string> | undefined> {
+    const base = kind === 'Secret' ? paths.secrets(namespace) : paths.configmaps(namespace);
+    const o = (await this.read(`${base}/${enc(name)}`)) as { data?: Record<string, string> } | undefined;
+    if (!o) return undefined;
+    const data = o.data ?? {};
+    if (kind === 'ConfigMap') return { ...data };
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(data)) out[k] = Buffer.from(v, 'base64').toString('utf8');
+    return out;
   }
 
   async exists(kind: 'Secret' | 'ConfigMap', namespace: string, name: string): Promise<boolean> {

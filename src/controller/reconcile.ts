@@ -6,6 +6,7 @@
 import type { Result, TriggerError } from '../trigger/errors.ts';
 import {
   ANNOTATION_HASH,
+  ANNOTATION_SUBSCRIPTION_TYPE,
   ANNOTATION_TRIGGER,
   CREATED_BY,
   CREATED_BY_VALUE,
@@ -18,12 +19,17 @@ import {
   tokenSecretName,
 } from '../trigger/render.ts';
 import type { Condition, PulsarTrigger, TriggerStatus } from '../trigger/spec.ts';
+import type { BacklogFigures, Observed } from './backlog.ts';
 import { ControllerError, describe, httpStatus } from './errors.ts';
+import { type CrossNamespaceGrant, decidePlacement, type Placement } from './placement.ts';
 
 export const FINALIZER = 'kubeless.io/pulsartrigger-cleanup';
 
 /** The longest a status write waits for Deployment creates in flight to end (statusAfterCreates). */
 export const STATUS_WAIT_MAX_MS = 5000;
+
+/** How soon a trigger placed in another namespace is tried again while the Namespace cache is not filled. */
+export const NAMESPACES_WAIT_MS = 2000;
 
 export interface Meta {
   name?: string;
@@ -85,6 +91,13 @@ export interface KubeWrites {
   getSecret(namespace: string, name: string): Promise<KubeObject | undefined>;
   /** Whether any Deployment of that name exists, ours or not (a read). */
   deploymentExists(namespace: string, name: string): Promise<boolean>;
+  /** Server-side apply of a KEDA ScaledObject or TriggerAuthentication; a 404 means KEDA is not installed. */
+  applyKedaObject?(obj: JsonObject): Promise<void>;
+  deleteKedaObject?(
+    kind: 'ScaledObject' | 'TriggerAuthentication',
+    namespace: string,
+    name: string,
+  ): Promise<void>;
 }
 
 export interface ReconcileDeps {
@@ -94,6 +107,13 @@ export interface ReconcileDeps {
   render: RenderConfig;
   /** Watched namespaces; empty: all. */
   namespaces: readonly string[];
+  /**
+   * Namespace objects (cluster-scoped: get(name)), for the kubeless.io/accept-triggers-from annotation of a
+   * trigger's target namespace (placement.ts). Absent: no namespace accepts triggers from another.
+   */
+  namespaceObjects?: Store<KubeObject> & { synced?(): boolean };
+  /** The administrator's grants (--allow-cross-namespace). */
+  crossNamespaceGrants?: readonly CrossNamespaceGrant[];
   now?: () => Date;
   /**
    * How long a Secret read (the owned token Secret, a referenced Secret or ConfigMap found to exist) is trusted
@@ -102,7 +122,42 @@ export interface ReconcileDeps {
    */
   readCacheMs?: number;
   log?: (level: 'info' | 'warn' | 'debug', msg: string, ctx: Record<string, unknown>) => void;
+  /** The trigger's subscription through the Pulsar admin API. Absent: the first dispatcher creates it (as before). */
+  subscriptions?: SubscriptionPort;
+  /** Each trigger's subscription figures (backlog.ts), written into its status. */
+  backlog?: BacklogSource;
 }
+
+/** What a Pulsar admin call came to, as reconcile needs it: a Ready=False reason when it failed. */
+export type AdminOutcome =
+  | { ok: true }
+  | { ok: false; reason: 'PulsarAdminUnavailable' | 'PulsarAdminForbidden'; message: string };
+
+/** What a subscription call needs of a trigger's rendering: where the admin API is, what to name, where it lives. */
+export type SubscriptionTarget = Pick<Rendered, 'adminUrl' | 'settings' | 'namespace'>;
+
+/** The trigger's subscription, owned by the trigger: created with it, and removed with it when asked to. */
+export interface SubscriptionPort {
+  /** Creates the subscription at the trigger's initial position when it does not exist; an existing one stays. */
+  ensure(trigger: KubeObject, target: SubscriptionTarget): Promise<AdminOutcome>;
+  /** Consumers attached now (dispatchers still running keep it in use). */
+  consumers(trigger: KubeObject, target: SubscriptionTarget): Promise<AdminOutcome & { consumers?: number }>;
+  /** Deletes the subscription (gone already is success). */
+  remove(trigger: KubeObject, target: SubscriptionTarget): Promise<AdminOutcome>;
+}
+
+export interface BacklogSource {
+  track(key: string): void;
+  untrack(key: string): void;
+  figures(key: string): Observed | undefined;
+}
+
+/** First and longest wait before a failed Pulsar admin call is tried again (doubling in between). */
+export const ADMIN_RETRY_MIN_MS = 2000;
+export const ADMIN_RETRY_MAX_MS = 300_000;
+
+/** Status fields besides the conditions; a failure keeps the reported Deployment unless told to drop it. */
+type StatusRest = Omit<TriggerStatus, 'conditions' | 'observedGeneration'> & { dropDeployment?: boolean };
 
 export interface Outcome {
   /** Reconcile again after this long (waiting on something not watched, e.g. a user's Secret). */
@@ -119,10 +174,14 @@ export type Reason =
   | 'SecretNotFound'
   | 'ConfigMapNotFound'
   | 'NamespaceNotAllowed'
+  | 'CrossNamespaceNotAllowed'
   | 'Forbidden'
   | 'DeploymentConflict'
   | 'SecretConflict'
-  | 'ApplyFailed';
+  | 'ApplyFailed'
+  | 'PulsarAdminUnavailable'
+  | 'PulsarAdminForbidden'
+  | 'AutoscalerNotInstalled';
 
 export function splitKey(key: string): { namespace: string; name: string } {
   const i = key.indexOf('/');
@@ -175,8 +234,27 @@ export function statusEqual(a: TriggerStatus | undefined, b: TriggerStatus): boo
     a.readyReplicas === b.readyReplicas &&
     a.deployment?.name === b.deployment?.name &&
     a.deployment?.namespace === b.deployment?.namespace &&
+    a.backlog === b.backlog &&
+    a.oldestBacklogPublishTime === b.oldestBacklogPublishTime &&
+    a.msgRateOut === b.msgRateOut &&
+    a.consumers === b.consumers &&
+    a.deadLettered === b.deadLettered &&
     conditionsEqual(a.conditions, b.conditions)
   );
+}
+
+/** The status fields of a trigger's subscription figures (backlogObservedAt is written with them, not compared). */
+export function figuresStatus(o: Observed | undefined): Partial<TriggerStatus> {
+  if (!o) return {};
+  const f: BacklogFigures = o.figures;
+  return {
+    backlog: f.backlog,
+    ...(f.oldestPublishTime !== undefined ? { oldestBacklogPublishTime: f.oldestPublishTime } : {}),
+    msgRateOut: f.msgRateOut,
+    consumers: f.consumers,
+    ...(f.deadLettered !== undefined ? { deadLettered: f.deadLettered } : {}),
+    backlogObservedAt: new Date(o.at).toISOString().replace(/\.\d+Z$/, 'Z'),
+  };
 }
 
 /** Sets a condition, keeping lastTransitionTime when the status did not change (API conventions). */
@@ -214,8 +292,8 @@ export interface Plan {
   hash: string;
   /** The token Secret's kubeless.io/spec-hash, when the trigger has an inline token (and so a Secret). */
   secretHash: string | undefined;
-  /** spec.replicas of the rendered Deployment. */
-  replicas: number;
+  /** spec.replicas of the rendered Deployment; undefined with spec.autoscaling (KEDA's HPA sets it). */
+  replicas: number | undefined;
 }
 
 interface Planned extends Plan {
@@ -231,7 +309,7 @@ function planOf(r: Rendered): Plan {
     secretName: r.secretName,
     hash: r.hash,
     secretHash: (secretMeta?.annotations as Record<string, string> | undefined)?.[ANNOTATION_HASH],
-    replicas: (r.deployment.spec as JsonObject).replicas as number,
+    replicas: (r.deployment.spec as JsonObject).replicas as number | undefined,
   };
 }
 
@@ -253,6 +331,12 @@ export class Reconciler {
    * their Deployments, and every trigger was rendered again for its status.)
    */
   private readonly plans = new Map<string, { uid: string; generation: number; plan: Plan }>();
+  /** Subscriptions known to exist, by trigger key: `uid generation` of the spec they were made for. */
+  private readonly ensured = new Map<string, string>();
+  /** KEDA objects applied, by trigger key: `uid generation` of the spec they were applied for. */
+  private readonly kedaApplied = new Map<string, { stamp: string; autoscaled: boolean }>();
+  /** Failed Pulsar admin calls in a row, by trigger key (the retry doubles with each). */
+  private readonly adminFailures = new Map<string, number>();
 
   constructor(deps: ReconcileDeps) {
     this.d = deps;
@@ -366,6 +450,7 @@ export class Reconciler {
     const trigger = this.d.triggers.get(name, namespace);
     if (!trigger) {
       this.plans.delete(key);
+      this.forgetSubscription(key);
       return this.cleanupMissing(key);
     }
     if (trigger.metadata?.deletionTimestamp) return this.finalize(trigger);
@@ -393,20 +478,32 @@ export class Reconciler {
     const actions: string[] = [];
     if (!hasFinalizer(trigger)) return { actions };
     const uid = trigger.metadata!.uid!;
+    const key = keyOf(trigger);
+    this.d.backlog?.untrack(key);
     for (const dep of this.ownedBy(uid)) await this.deleteOwned(dep, actions);
     // A Secret may exist without its Deployment (creation failed half-way): look where the spec puts it.
     const target =
       (trigger.spec?.deployment?.metadata?.namespace as string | undefined) ?? trigger.metadata!.namespace!;
     await this.deleteTokenSecret(target, deploymentName(trigger.metadata!.name!), uid, actions);
-    const rest = (trigger.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
+    if (wantsSubscriptionDeleted(trigger)) {
+      const waiting = await this.removeSubscription(trigger, actions);
+      if (waiting !== undefined) return { actions, requeueAfterMs: waiting };
+    }
+    this.forgetSubscription(key);
+    await this.removeFinalizer(trigger, actions);
+    return { actions };
+  }
+
+  /** Lets go of the trigger: our finalizer off its list (the others stay). */
+  private async removeFinalizer(trigger: KubeObject, actions: string[]): Promise<void> {
+    const meta = trigger.metadata!;
     await this.d.kube.setTriggerFinalizers(
-      trigger.metadata!.namespace!,
-      trigger.metadata!.name!,
-      rest,
-      trigger.metadata!.resourceVersion!,
+      meta.namespace!,
+      meta.name!,
+      (meta.finalizers ?? []).filter((f) => f !== FINALIZER),
+      meta.resourceVersion!,
     );
     actions.push('remove finalizer');
-    return { actions };
   }
 
   /** The trigger's plan: remembered, or rendered now (then the objects just rendered come with it). */
@@ -441,21 +538,43 @@ export class Reconciler {
   private async sync(trigger: KubeObject): Promise<Outcome> {
     const actions: string[] = [];
     const meta = trigger.metadata!;
+    // First, whatever the spec says now (broken, or pointing elsewhere): no Deployment of this trigger stays in a
+    // namespace that no longer accepts it.
+    const { left, deleted } = await this.removeRefused(trigger, actions);
+    const reported = (trigger.status as TriggerStatus | undefined)?.deployment;
+    // A failure keeps reporting the Deployment it had, unless that was just deleted.
+    const failRest: StatusRest = {
+      dropDeployment: reported !== undefined && deleted.has(`${reported.namespace}/${reported.name}`),
+    };
+    const failed = (reason: Reason, message: string, requeueAfterMs?: number) =>
+      this.fail(trigger, reason, message, actions, requeueAfterMs, failRest);
     const planned = this.plan(trigger);
-    if (!planned.ok) return this.fail(trigger, 'InvalidSpec', describeTriggerError(planned.error), actions);
+    if (!planned.ok) return failed('InvalidSpec', describeTriggerError(planned.error));
     const r = planned.value;
 
     if (this.d.namespaces.length > 0 && !this.d.namespaces.includes(r.namespace)) {
-      return this.fail(
-        trigger,
+      return failed(
         'NamespaceNotAllowed',
         `spec.deployment.metadata.namespace: "${r.namespace}" is not watched by this controller (${this.d.namespaces.join(', ')})`,
-        actions,
       );
     }
 
-    // A Deployment elsewhere has no ownerReference to the trigger, so a finalizer cleans it up.
-    if (!r.sameNamespace && !hasFinalizer(trigger)) {
+    // Another namespace only where it agrees (placement.ts), checked before anything is read or written there.
+    if (!r.sameNamespace) {
+      const placement = this.placement(meta.namespace!, r.namespace);
+      if (placement.allowed === undefined) {
+        // Namespaces not cached yet: decide later, writing nothing meanwhile (a status flip on every start
+        // would cost writes and Events, and a refusal would delete what the target did accept).
+        this.log('debug', 'namespaces not cached yet', { trigger: keyOf(trigger), target: r.namespace });
+        return { actions, requeueAfterMs: NAMESPACES_WAIT_MS };
+      }
+      if (!placement.allowed) return this.refusePlacement(trigger, r, placement.message, left, actions);
+    }
+
+    // A Deployment elsewhere has no ownerReference to the trigger, and a subscription to delete is not a Kubernetes
+    // object at all: a finalizer cleans them up.
+    const finalizerNeeded = !r.sameNamespace || wantsSubscriptionDeleted(trigger);
+    if (finalizerNeeded && !hasFinalizer(trigger)) {
       await this.d.kube.setTriggerFinalizers(
         meta.namespace!,
         meta.name!,
@@ -468,39 +587,47 @@ export class Reconciler {
     }
 
     const missing = await this.missingReference(trigger, r);
-    if (missing) return this.fail(trigger, missing.reason, missing.message, actions, 30_000);
+    if (missing) return failed(missing.reason, missing.message, 30_000);
+
+    // The subscription belongs to the trigger: made before any dispatcher runs, so what is published meanwhile
+    // waits in it. A failure is reported (after the Deployment is synced: dispatchers still subscribe by themselves)
+    // and tried again with a doubling delay.
+    const admin = await this.ensureSubscription(trigger, r, actions);
 
     try {
       await this.syncSecret(trigger, r, actions);
       const conflict = await this.syncDeployment(trigger, r, actions);
-      if (conflict) return this.fail(trigger, 'DeploymentConflict', conflict, actions);
+      if (conflict) return failed('DeploymentConflict', conflict);
       await this.removeStrays(meta.uid!, r, actions);
+      const noKeda = await this.syncKeda(trigger, r, actions);
+      if (noKeda) return failed('AutoscalerNotInstalled', noKeda, KEDA_RETRY_MS);
     } catch (e) {
-      if (e instanceof ControllerError && e.code === 'E_CONFLICT')
-        return this.fail(trigger, 'SecretConflict', e.message, actions);
+      if (e instanceof ControllerError && e.code === 'E_CONFLICT') return failed('SecretConflict', e.message);
       const status = httpStatus(e);
-      if (status === 403) return this.fail(trigger, 'Forbidden', describe(e), actions, 60_000);
-      if (status === 422 || status === 400) return this.fail(trigger, 'ApplyFailed', describe(e), actions);
+      if (status === 403) return failed('Forbidden', describe(e), 60_000);
+      if (status === 422 || status === 400) return failed('ApplyFailed', describe(e));
       throw e;
     }
 
-    if (r.sameNamespace && hasFinalizer(trigger)) {
-      await this.d.kube.setTriggerFinalizers(
-        meta.namespace!,
-        meta.name!,
-        (meta.finalizers ?? []).filter((f) => f !== FINALIZER),
-        meta.resourceVersion!,
-      );
-      actions.push('remove finalizer');
-    }
+    if (!finalizerNeeded && hasFinalizer(trigger)) await this.removeFinalizer(trigger, actions);
+
+    if (admin && !admin.ok) return failed(admin.reason, admin.message, this.adminRetryMs(keyOf(trigger)));
+    if (this.d.subscriptions) this.d.backlog?.track(keyOf(trigger));
 
     // Status waits for the Deployment's own watch event, which brings this key back: with many triggers at once,
     // every Deployment gets created before any status is written (the queue is first in, first out).
-    if (actions.some((a) => a.startsWith('create deployment') || a.startsWith('apply deployment')))
+    if (
+      actions.some(
+        (a) =>
+          a.startsWith('create deployment') ||
+          a.startsWith('apply deployment') ||
+          a.startsWith('replace deployment'),
+      )
+    )
       return { actions };
 
     const live = this.d.deployments.get(r.name, r.namespace);
-    const replicas = typeof live?.spec?.replicas === 'number' ? live.spec.replicas : r.replicas;
+    const replicas = typeof live?.spec?.replicas === 'number' ? live.spec.replicas : (r.replicas ?? 1);
     const readyReplicas = typeof live?.status?.readyReplicas === 'number' ? live.status.readyReplicas : 0;
     const ready = readyReplicas >= replicas;
     await this.writeStatus(
@@ -511,10 +638,118 @@ export class Reconciler {
         reason: ready ? 'Ready' : 'ReplicasNotReady',
         message: `${readyReplicas}/${replicas} dispatcher replicas ready`,
       },
-      { deployment: { name: r.name, namespace: r.namespace }, replicas, readyReplicas },
+      {
+        deployment: { name: r.name, namespace: r.namespace },
+        replicas,
+        readyReplicas,
+        ...figuresStatus(this.d.backlog?.figures(keyOf(trigger))),
+      },
       actions,
+      !ready,
     );
     return { actions };
+  }
+
+  /**
+   * Applies the trigger's KEDA objects (once per uid and generation), or removes those an earlier generation made.
+   * Returns why autoscaling cannot work (KEDA's CRDs are missing), or undefined.
+   */
+  private async syncKeda(trigger: KubeObject, r: Planned, actions: string[]): Promise<string | undefined> {
+    const kube = this.d.kube;
+    if (!kube.applyKedaObject || !kube.deleteKedaObject) return undefined;
+    const key = keyOf(trigger);
+    const stamp = `${trigger.metadata?.uid} ${trigger.metadata?.generation}`;
+    const known = this.kedaApplied.get(key);
+    if (known?.stamp === stamp) return undefined;
+    const o = r.objects();
+    if (o.scaledObject) {
+      try {
+        if (o.triggerAuthentication) await kube.applyKedaObject(o.triggerAuthentication);
+        await kube.applyKedaObject(o.scaledObject);
+      } catch (e) {
+        if (httpStatus(e) === 404) {
+          return `spec.autoscaling: KEDA is not installed in the cluster (no keda.sh/v1alpha1 ScaledObject); the Deployment runs at ${initialReplicas(o)} replica(s) meanwhile`;
+        }
+        throw e;
+      }
+      actions.push(`apply scaledobject ${o.namespace}/${o.scaledObjectName}`);
+      if (!o.triggerAuthentication && known?.autoscaled) {
+        await kube.deleteKedaObject('TriggerAuthentication', o.namespace, o.triggerAuthenticationName);
+      }
+    } else if (known?.autoscaled) {
+      // Autoscaling turned off: the Deployment's replicas are the controller's again (applied above).
+      await kube.deleteKedaObject('ScaledObject', o.namespace, o.scaledObjectName);
+      await kube.deleteKedaObject('TriggerAuthentication', o.namespace, o.triggerAuthenticationName);
+      actions.push(`delete scaledobject ${o.namespace}/${o.scaledObjectName}`);
+    }
+    this.kedaApplied.set(key, { stamp, autoscaled: o.scaledObject !== undefined });
+    return undefined;
+  }
+
+  /** Makes sure the trigger's subscription exists (once per uid and generation). Undefined: no admin port. */
+  private async ensureSubscription(
+    trigger: KubeObject,
+    r: Planned,
+    actions: string[],
+  ): Promise<AdminOutcome | undefined> {
+    const port = this.d.subscriptions;
+    if (!port) return undefined;
+    const key = keyOf(trigger);
+    const stamp = `${trigger.metadata?.uid} ${trigger.metadata?.generation}`;
+    if (this.ensured.get(key) === stamp) return { ok: true };
+    const outcome = await port.ensure(trigger, r.objects());
+    if (outcome.ok) {
+      this.ensured.set(key, stamp);
+      this.adminFailures.delete(key);
+      actions.push(`ensure subscription ${r.objects().settings.subscription}`);
+    }
+    return outcome;
+  }
+
+  /**
+   * Deletes the subscription once no dispatcher holds it (a dispatcher still draining would create it again).
+   * Returns how long to wait before trying again, or undefined when it is gone.
+   */
+  private async removeSubscription(trigger: KubeObject, actions: string[]): Promise<number | undefined> {
+    const port = this.d.subscriptions;
+    if (!port) return undefined;
+    const rendered = renderTrigger(trigger as unknown as PulsarTrigger, this.d.render);
+    if (!rendered.ok) {
+      // No valid spec, no subscription name to delete: let the trigger go.
+      this.log('warn', 'subscription not deleted: the spec does not render', { trigger: keyOf(trigger) });
+      return undefined;
+    }
+    const target = rendered.value;
+    const settings = target.settings;
+    const key = keyOf(trigger);
+    const inUse = await port.consumers(trigger, target);
+    if (!inUse.ok) return this.adminRetryMs(key);
+    if ((inUse.consumers ?? 0) > 0) return NAMESPACES_WAIT_MS;
+    const removed = await port.remove(trigger, target);
+    if (!removed.ok) {
+      this.log('warn', 'subscription not deleted', {
+        trigger: key,
+        reason: removed.reason,
+        message: removed.message,
+      });
+      return this.adminRetryMs(key);
+    }
+    actions.push(`delete subscription ${settings.subscription}`);
+    return undefined;
+  }
+
+  private forgetSubscription(key: string): void {
+    this.ensured.delete(key);
+    this.kedaApplied.delete(key);
+    this.adminFailures.delete(key);
+    this.d.backlog?.untrack(key);
+  }
+
+  /** The delay before a failed admin call is tried again: doubling per failure in a row, capped. */
+  private adminRetryMs(key: string): number {
+    const n = (this.adminFailures.get(key) ?? 0) + 1;
+    this.adminFailures.set(key, n);
+    return Math.min(ADMIN_RETRY_MAX_MS, ADMIN_RETRY_MIN_MS * 2 ** (n - 1));
   }
 
   private async missingReference(
@@ -648,7 +883,7 @@ export class Reconciler {
         return reported.message;
       }
       try {
-        await this.createDeployment(r.objects().deployment);
+        await this.createDeployment(initialDeployment(r.objects()));
         actions.push(`create deployment ${r.namespace}/${r.name}`);
       } catch (e) {
         if (httpStatus(e) === 409)
@@ -656,6 +891,16 @@ export class Reconciler {
         throw e;
       }
     } else if (live.metadata?.annotations?.[ANNOTATION_HASH] !== r.hash) {
+      const before = liveSubscriptionType(live, trigger);
+      const after = r.objects().settings.subscriptionType;
+      if (before !== after) {
+        // The broker refuses a consumer of another subscription type while one is attached: in a rolling update
+        // the new pods could never subscribe, so the old ones would never go. The Deployment is replaced instead
+        // (its pods stop, then the new ones subscribe: a short gap); its deletion event brings the trigger back.
+        await this.d.kube.deleteDeployment(r.namespace, r.name, live.metadata!.uid!);
+        actions.push(`replace deployment ${r.namespace}/${r.name} (subscription type ${before} → ${after})`);
+        return undefined;
+      }
       await this.d.kube.applyDeployment(r.objects().deployment);
       actions.push(`apply deployment ${r.namespace}/${r.name}`);
     }
@@ -679,22 +924,89 @@ export class Reconciler {
     }
   }
 
+  /** Whether a trigger in `source` may have its Deployment in `target` now (placement.ts). */
+  private placement(source: string, target: string): Placement {
+    const namespaces = this.d.namespaceObjects;
+    return decidePlacement({
+      source,
+      target,
+      grants: this.d.crossNamespaceGrants ?? [],
+      targetNamespace: namespaces?.get(target),
+      namespacesSynced: namespaces ? (namespaces.synced?.() ?? true) : true,
+    });
+  }
+
+  /**
+   * Deletes this trigger's Deployments (with their token Secrets) in other namespaces that do not accept it now.
+   * Returns the ones left outside the trigger's namespace, and the namespace/name of those deleted.
+   */
+  private async removeRefused(
+    trigger: KubeObject,
+    actions: string[],
+  ): Promise<{ left: KubeObject[]; deleted: Set<string> }> {
+    const source = trigger.metadata!.namespace!;
+    const left: KubeObject[] = [];
+    const deleted = new Set<string>();
+    for (const dep of this.ownedBy(trigger.metadata!.uid!)) {
+      const m = dep.metadata!;
+      if (m.namespace === source) continue;
+      // Unknown (Namespaces not cached yet) keeps it: only a refusal deletes.
+      if (this.placement(source, m.namespace!).allowed !== false) {
+        left.push(dep);
+        continue;
+      }
+      await this.deleteOwned(dep, actions, 'delete refused deployment');
+      deleted.add(`${m.namespace}/${m.name}`);
+    }
+    return { left, deleted };
+  }
+
+  /**
+   * The target namespace does not accept this trigger: nothing is created there (what the trigger placed there
+   * while it did is gone already: removeRefused). Once nothing of it is left outside its namespace, the finalizer
+   * goes too. Its Deployments in namespaces that still accept it stay, as any failure leaves them.
+   */
+  private async refusePlacement(
+    trigger: KubeObject,
+    r: Plan,
+    message: string,
+    left: readonly KubeObject[],
+    actions: string[],
+  ): Promise<Outcome> {
+    const meta = trigger.metadata!;
+    // The finalizer is set before anything is placed in another namespace: without it, nothing is there to remove.
+    if (hasFinalizer(trigger)) {
+      // A token Secret may be there without its Deployment (creation failed half-way).
+      await this.deleteTokenSecret(r.namespace, r.name, meta.uid!, actions);
+      if (left.length === 0) await this.removeFinalizer(trigger, actions);
+    }
+    // Status names a Deployment only while it is there: in the trigger's namespace, or left where it is accepted.
+    const reported = (trigger.status as TriggerStatus | undefined)?.deployment;
+    const stays = (d: { namespace: string; name: string }) =>
+      d.namespace === meta.namespace ||
+      left.some((o) => o.metadata?.namespace === d.namespace && o.metadata?.name === d.name);
+    return this.fail(trigger, 'CrossNamespaceNotAllowed', message, actions, undefined, {
+      dropDeployment: reported !== undefined && !stays(reported),
+    });
+  }
+
   private async fail(
     trigger: KubeObject,
     reason: Reason,
     message: string,
     actions: string[],
     requeueAfterMs?: number,
+    rest: StatusRest = {},
   ): Promise<Outcome> {
     this.log('warn', 'trigger not ready', { trigger: keyOf(trigger), reason, message });
-    await this.writeStatus(trigger, { type: 'Ready', status: 'False', reason, message }, {}, actions, true);
+    await this.writeStatus(trigger, { type: 'Ready', status: 'False', reason, message }, rest, actions, true);
     return requeueAfterMs === undefined ? { actions } : { actions, requeueAfterMs };
   }
 
   private async writeStatus(
     trigger: KubeObject,
     ready: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>,
-    rest: Omit<TriggerStatus, 'conditions' | 'observedGeneration'>,
+    rest: StatusRest,
     actions: string[],
     warn = false,
   ): Promise<void> {
@@ -706,22 +1018,78 @@ export class Reconciler {
       conditions: setCondition(old?.conditions, condition, this.now()),
       ...(rest.deployment
         ? { deployment: rest.deployment }
-        : old?.deployment
+        : old?.deployment && !rest.dropDeployment
           ? { deployment: old.deployment }
           : {}),
       ...(rest.replicas !== undefined ? { replicas: rest.replicas } : {}),
       ...(rest.readyReplicas !== undefined ? { readyReplicas: rest.readyReplicas } : {}),
+      // The subscription's figures: new ones when given, else the ones reported (a failure does not drop them).
+      ...pickFigures(rest.backlog !== undefined ? rest : (old ?? {})),
     };
     if (statusEqual(old, next)) return;
     await this.statusAfterCreates();
     await this.d.kube.patchTriggerStatus(trigger.metadata!.namespace!, trigger.metadata!.name!, next);
     actions.push('status');
     const oldReady = old?.conditions?.find((c) => c.type === 'Ready');
-    if (warn && (oldReady?.reason !== ready.reason || oldReady?.message !== ready.message)) {
+    // ReplicasNotReady's message is a count that moves while pods start and stop: its Event comes when the trigger
+    // enters that reason, not again for each count. Every other reason's message names the problem.
+    const changed =
+      oldReady?.reason !== ready.reason ||
+      (ready.reason !== 'ReplicasNotReady' && oldReady?.message !== ready.message);
+    if (warn && changed) {
       await this.d.kube.event(trigger, 'Warning', ready.reason, ready.message);
       actions.push(`event ${ready.reason}`);
     }
   }
+}
+
+const FIGURE_FIELDS = [
+  'backlog',
+  'oldestBacklogPublishTime',
+  'msgRateOut',
+  'consumers',
+  'deadLettered',
+  'backlogObservedAt',
+] as const;
+
+function pickFigures(from: Partial<TriggerStatus>): Partial<TriggerStatus> {
+  const out: Record<string, unknown> = {};
+  for (const f of FIGURE_FIELDS) if (from[f] !== undefined) out[f] = from[f];
+  return out as Partial<TriggerStatus>;
+}
+
+/** How soon a trigger with spec.autoscaling looks for KEDA again while it is not installed. */
+export const KEDA_RETRY_MS = 60_000;
+
+/**
+ * Replicas a Deployment is created with when KEDA sets them later: minReplicas, at least 1, so it runs until KEDA
+ * takes over (and without KEDA). Later applies leave the field out, so KEDA's HPA owns it.
+ */
+function initialReplicas(o: Rendered): number {
+  const min = (o.scaledObject?.spec as JsonObject | undefined)?.minReplicaCount;
+  return Math.max(1, typeof min === 'number' ? min : 1);
+}
+
+function initialDeployment(o: Rendered): JsonObject {
+  if (!o.scaledObject) return o.deployment;
+  return { ...o.deployment, spec: { ...(o.deployment.spec as JsonObject), replicas: initialReplicas(o) } };
+}
+
+/**
+ * The subscription type a live Deployment's dispatchers use: its annotation, or, for one written before the
+ * annotation existed, the type the trigger names, else what was the default then (Shared).
+ */
+function liveSubscriptionType(live: KubeObject, trigger: KubeObject): string {
+  return (
+    live.metadata?.annotations?.[ANNOTATION_SUBSCRIPTION_TYPE] ??
+    (trigger.spec?.delivery?.subscriptionType as string | undefined) ??
+    'Shared'
+  );
+}
+
+/** spec.delivery.deleteSubscription: the subscription goes with the trigger (default: it is kept). */
+function wantsSubscriptionDeleted(trigger: KubeObject): boolean {
+  return trigger.spec?.delivery?.deleteSubscription === true;
 }
 
 function describeTriggerError(e: TriggerError): string {

@@ -1,7 +1,7 @@
 // Assembly of one trigger's dispatcher from its validated settings: the same path for the Deployment (settings
 // from the environment) and for `run -f trigger.yaml` (settings from a manifest).
 
-import type { DispatcherSettings } from '../trigger/settings.ts';
+import { type DispatcherSettings, tokenSource } from '../trigger/settings.ts';
 import { createFunctionClient, type FunctionClient } from './http.ts';
 import type { Logger } from './log.ts';
 import type { DispatcherMetrics } from './metrics.ts';
@@ -66,6 +66,13 @@ export function runnerConfig(s: DispatcherSettings, tuning: Tuning = tuningFor(s
   };
 }
 
+/** Where the token comes from (the file wins when both are set), never the token. */
+function describeTokenSource(s: DispatcherSettings): string {
+  const from = tokenSource(s);
+  if (from === undefined) return 'none';
+  return 'file' in from ? `token file ${from.file}` : 'token';
+}
+
 /** What a log line may say about the settings: everything but the token. */
 export function describeSettings(s: DispatcherSettings): Record<string, unknown> {
   return {
@@ -84,7 +91,7 @@ export function describeSettings(s: DispatcherSettings): Record<string, unknown>
     statusRules: s.statusRules,
     contentType: s.contentType.kind === 'auto' ? 'auto' : s.contentType.value,
     eventFormat: s.eventFormat,
-    auth: s.authTokenFile ? 'token file' : s.authToken ? 'token' : 'none',
+    auth: describeTokenSource(s),
   };
 }
 

@@ -14,10 +14,18 @@ import { parseRetryAfter } from './policy.ts';
 
 export interface FunctionClientOptions {
   url: string;
-  /** Connections kept to the function: the dispatcher's concurrency. */
+  /** Connections kept to the function (and to each redirect target): the dispatcher's concurrency. */
   connections: number;
-  /** Deadline for the response headers (connect, send, function time), and for each pause in the body. */
+  /**
+   * Deadline of the whole exchange, from the moment the request is handed to the pool: connect, send, the
+   * function's time, the response headers, the body and every redirect hop.
+   */
   timeoutMs: number;
+  /**
+   * Certificate authorities trusted for https functions and redirect targets, instead of Node's store (which
+   * NODE_EXTRA_CA_CERTS extends; what a Deployment uses). For tests against a private CA.
+   */
+  ca?: string | Buffer | undefined;
   now?: () => number;
 }
 
@@ -48,10 +56,56 @@ export interface FunctionClient {
 
 /** How much of an error response body is kept for logs and the dead-letter properties. */
 const ERROR_BODY_BYTES = 512;
-/** Reading an error body beyond this is pointless; the connection is dropped instead. */
-const ERROR_BODY_READ_LIMIT = 64 * 1024;
-/** A 2xx body is read and thrown away up to this much; beyond, the connection is dropped (the 2xx stands). */
-const SUCCESS_BODY_READ_LIMIT = 128 * 1024;
+/**
+ * A non-2xx (or redirect) body is read up to this much and thrown away; beyond it the connection is destroyed
+ * rather than drained, so an endless or huge body costs neither memory nor time.
+ */
+export const ERROR_BODY_READ_LIMIT = 64 * 1024;
+/** A 2xx body is read and thrown away up to this much; beyond, the connection is destroyed (the 2xx stands). */
+export const SUCCESS_BODY_READ_LIMIT = 128 * 1024;
+/** Redirects followed per attempt; one more is a `redirect_limit` failure. */
+export const MAX_REDIRECTS = 5;
+/** Origins other than the function's with a connection pool of their own (redirect targets), at most. */
+export const MAX_REDIRECT_ORIGINS = 8;
+
+/** The statuses followed: the request is re-sent as it was (POST, same body, same headers). 303 is not. */
+function isRedirect(status: number): boolean {
+  return status === 301 || status === 302 || status === 307 || status === 308;
+}
+
+export type RedirectTarget =
+  | { ok: true; url: URL }
+  | { ok: false; error: 'redirect_limit' | 'redirect_refused'; message: string };
+
+/**
+ * Where the `hops`-th redirect (1-based) from `from` leads, or why it is not followed: more than MAX_REDIRECTS
+ * hops, a Location that is not a URL, a scheme other than http(s), or https→http (the event would leave TLS).
+ * A relative Location is resolved against the request's URL. Pure.
+ */
+export function redirectTarget(from: URL, location: string, hops: number): RedirectTarget {
+  const where = location.length > 200 ? `${location.slice(0, 200)}…` : location;
+  if (hops > MAX_REDIRECTS) {
+    return {
+      ok: false,
+      error: 'redirect_limit',
+      message: `more than ${MAX_REDIRECTS} redirects (the last to ${where})`,
+    };
+  }
+  let url: URL;
+  try {
+    url = new URL(location.trim(), from);
+  } catch {
+    return { ok: false, error: 'redirect_refused', message: `unreadable Location ${JSON.stringify(where)}` };
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return { ok: false, error: 'redirect_refused', message: `redirect to ${url.protocol} (${where})` };
+  }
+  if (from.protocol === 'https:' && url.protocol === 'http:') {
+    return { ok: false, error: 'redirect_refused', message: `redirect from https to http (${where})` };
+  }
+  url.hash = '';
+  return { ok: true, url };
+}
 
 export function classifyError(error: unknown): { kind: NetworkErrorKind; message: string } {
   const codes: string[] = [];
@@ -103,12 +157,19 @@ const ABORTED: Outcome = { kind: 'aborted' };
 type Watchers = Set<Exchange>;
 
 /**
- * One request and its response, as undici's dispatch handler (the legacy callbacks, which undici calls without an
- * adapter). Settles exactly once, with an Attempt.
+ * One attempt: the request, its response and any redirect hops, as undici's dispatch handler (the legacy
+ * callbacks, which undici calls without an adapter). Settles exactly once, with an Attempt.
  */
 class Exchange {
   readonly started: number;
+  /** When the whole exchange times out (performance.now() time). */
+  readonly deadline: number;
+  /** Neighbours in the client's list of exchanges in flight, which is in deadline order. */
+  prev: Exchange | undefined;
+  next: Exchange | undefined;
   readonly #client: Client;
+  readonly #payload: Uint8Array;
+  readonly #headers: Record<string, string>;
   readonly #signal: AbortSignal | undefined;
   readonly #done: AttemptDone<unknown>;
   readonly #ctx: unknown;
@@ -116,25 +177,52 @@ class Exchange {
   #durationMs = 0;
   #abort: ((error?: Error) => void) | undefined;
   #abortRequested = false;
+  /** The URL of the current hop after a redirect; undefined while it is the function's own. */
+  #url: URL | undefined;
+  #hops = 0;
+  // The current hop's response.
   #status = 0;
   #retryAfter: string | undefined;
+  #location: string | undefined;
   #kept: Buffer[] | undefined;
   #keptBytes = 0;
   #read = 0;
   #cut = false;
   #settled = false;
 
-  constructor(client: Client, signal: AbortSignal | undefined, done: AttemptDone<unknown>, ctx: unknown) {
+  constructor(
+    client: Client,
+    payload: Uint8Array,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+    done: AttemptDone<unknown>,
+    ctx: unknown,
+  ) {
     this.#client = client;
+    this.#payload = payload;
+    this.#headers = headers;
     this.#signal = signal;
     this.#done = done;
     this.#ctx = ctx;
     this.started = client.now();
+    this.deadline = performance.now() + client.timeoutMs;
+  }
+
+  /** Hands the current hop's request to its pool. */
+  dispatch(pool: Pool, path: string): void {
+    try {
+      // undici takes a Uint8Array body as it is (no copy) and writes it after the head; a redirect hop sends the
+      // same bytes again.
+      pool.dispatch({ path, method: 'POST', headers: this.#headers, body: this.#payload }, this);
+    } catch (error) {
+      this.onError(error);
+    }
   }
 
   onConnect(abort: (error?: Error) => void): void {
     this.#abort = abort;
-    // Aborted while still queued in the pool: undici hands the request its abort only when it is dispatched.
+    // Aborted (or timed out) while still queued in the pool: undici hands the request its abort only when it is
+    // dispatched.
     if (this.#abortRequested) abort();
   }
 
@@ -144,32 +232,60 @@ class Exchange {
     this.#abort?.();
   }
 
+  /**
+   * The deadline passed. A status already received stands (its body is cut); otherwise, or in the middle of a
+   * redirect, the attempt is a timeout. The request is aborted, which destroys its connection.
+   */
+  expire(): void {
+    if (this.#status !== 0 && this.#location === undefined) this.#finish();
+    else {
+      const phase =
+        this.#status !== 0
+          ? `in the body of redirect ${this.#hops + 1}`
+          : this.#hops > 0
+            ? `before the response headers, after ${this.#hops} redirect${this.#hops > 1 ? 's' : ''}`
+            : 'before the response headers';
+      this.settle({
+        kind: 'network',
+        error: 'timeout',
+        message: `no complete response within ${this.#client.timeoutMs} ms (${phase})`,
+      });
+    }
+    this.#abortRequested = true;
+    this.#abort?.();
+  }
+
   onHeaders(status: number, raw: Buffer[] | string[] | null): boolean {
     this.#status = status;
     if (status >= 200 && status <= 299) return true;
     // Informational answers (100 Continue...) are not final: undici passes them on only for upgrades.
+    let location: string | undefined;
     if (raw) {
       for (let i = 0; i + 1 < raw.length; i += 2) {
         const name = raw[i]!;
         if (name.length === 11 && name.toString().toLowerCase() === 'retry-after') {
           this.#retryAfter = raw[i + 1]!.toString();
-          break;
+        } else if (name.length === 8 && name.toString().toLowerCase() === 'location') {
+          location = raw[i + 1]!.toString();
         }
       }
     }
-    this.#kept = [];
+    // A redirect without a Location is an ordinary non-2xx.
+    if (location !== undefined && isRedirect(status)) this.#location = location;
+    else this.#kept = [];
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     this.#read += chunk.byteLength;
     const ok = this.#status >= 200 && this.#status <= 299;
-    if (!ok && this.#keptBytes < ERROR_BODY_BYTES) {
+    if (this.#kept !== undefined && this.#keptBytes < ERROR_BODY_BYTES) {
       const part = Buffer.from(chunk.subarray(0, ERROR_BODY_BYTES - this.#keptBytes));
-      this.#kept!.push(part);
+      this.#kept.push(part);
       this.#keptBytes += part.byteLength;
     }
     if (this.#read > (ok ? SUCCESS_BODY_READ_LIMIT : ERROR_BODY_READ_LIMIT) && !this.#cut) {
+      // Not drained: aborting destroys the connection, so the rest of the body is never read.
       this.#cut = true;
       this.#abort?.();
     }
@@ -181,8 +297,9 @@ class Exchange {
   }
 
   onError(error: unknown): void {
+    if (this.#settled) return;
     // A body cut short (by us, or by the function) still leaves the status, which is what matters.
-    if (this.#status !== 0 && !this.#signal?.aborted) {
+    if (this.#status !== 0 && !this.#abortRequested) {
       this.#finish();
       return;
     }
@@ -190,6 +307,14 @@ class Exchange {
   }
 
   #finish(): void {
+    if (this.#settled) return;
+    if (this.#location !== undefined) {
+      // Followed from a microtask: outside undici's callbacks, whose parser and socket are still busy here. (A
+      // closure only for a redirect: the exchange itself carries none.)
+      this.#abort = undefined;
+      queueMicrotask(() => this.#follow());
+      return;
+    }
     const status = this.#status;
     if (status >= 200 && status <= 299) {
       this.settle(success(status));
@@ -200,10 +325,39 @@ class Exchange {
     this.settle({ kind: 'status', status, retryAfterMs, body: text || undefined });
   }
 
+  #follow(): void {
+    if (this.#settled) return;
+    if (this.#abortRequested || this.#signal?.aborted) {
+      this.settle(ABORTED);
+      return;
+    }
+    const from = this.#url ?? this.#client.url;
+    const target = redirectTarget(from, this.#location!, ++this.#hops);
+    if (!target.ok) {
+      this.settle({
+        kind: 'network',
+        error: target.error,
+        message: `HTTP ${this.#status} from ${from.href}: ${target.message}`,
+      });
+      return;
+    }
+    const url = target.url;
+    this.#url = url;
+    this.#status = 0;
+    this.#retryAfter = undefined;
+    this.#location = undefined;
+    this.#kept = undefined;
+    this.#keptBytes = 0;
+    this.#read = 0;
+    this.#cut = false;
+    this.dispatch(this.#client.poolFor(url), `${url.pathname || '/'}${url.search}`);
+  }
+
   settle(outcome: Outcome): void {
     if (this.#settled) return;
     this.#settled = true;
     if (this.#signal) this.#client.unwatch(this.#signal, this);
+    this.#client.untrack(this);
     this.#outcome = outcome;
     this.#durationMs = this.#client.now() - this.started;
     this.#client.completed(this);
@@ -219,29 +373,76 @@ const resolveAttempt: AttemptDone<(a: Attempt) => void> = (resolve, outcome, dur
 
 class Client implements FunctionClient {
   readonly now: () => number;
+  readonly url: URL;
+  readonly timeoutMs: number;
+  readonly #opts: FunctionClientOptions;
   readonly #pool: Pool;
   readonly #path: string;
-  readonly #timeoutMs: number;
+  /** Pools of redirect targets on other origins, least recently used first. */
+  readonly #redirectPools = new Map<string, Pool>();
+  readonly #retired = new Set<Promise<void>>();
   readonly #watched = new WeakMap<AbortSignal, Watchers>();
   #completed: (Exchange | undefined)[] = [];
   #spare: (Exchange | undefined)[] = [];
   #scheduled = false;
+  // Exchanges in flight, oldest first. Every one has the same time budget, so this is also deadline order: one
+  // timer, set for the first deadline, serves them all (no timer per request).
+  #first: Exchange | undefined;
+  #last: Exchange | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
 
   constructor(opts: FunctionClientOptions) {
-    const url = new URL(opts.url);
-    this.#path = `${url.pathname || '/'}${url.search}`;
+    this.#opts = opts;
+    this.url = new URL(opts.url);
+    this.#path = `${this.url.pathname || '/'}${this.url.search}`;
     this.now = opts.now ?? (() => performance.now());
-    this.#timeoutMs = opts.timeoutMs;
-    // undici's own timers enforce the deadline (cheaper than a timer and an AbortController per request): no
-    // response headers within timeoutMs, or a body stalled for timeoutMs, is a timeout.
-    this.#pool = new Pool(url.origin, {
-      connections: opts.connections,
+    this.timeoutMs = opts.timeoutMs;
+    this.#pool = this.#newPool(this.url.origin);
+  }
+
+  #newPool(origin: string): Pool {
+    // The deadline of the whole exchange is ours (#expire); undici's per-phase timers are off, except the
+    // connect timeout, which also bounds how long a request stays queued behind a connection that never opens.
+    return new Pool(origin, {
+      connections: this.#opts.connections,
       pipelining: 1,
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
-      connectTimeout: Math.min(opts.timeoutMs, 30_000),
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      connectTimeout: Math.min(this.timeoutMs, 30_000),
       keepAliveTimeout: 30_000,
+      ...(this.#opts.ca !== undefined ? { connect: { ca: this.#opts.ca } } : {}),
     });
+  }
+
+  /** The pool for a redirect target: the function's own for its origin, else one per origin, bounded. */
+  poolFor(url: URL): Pool {
+    const origin = url.origin;
+    if (origin === this.url.origin) return this.#pool;
+    let pool = this.#redirectPools.get(origin);
+    if (pool) {
+      // Most recently used last.
+      this.#redirectPools.delete(origin);
+      this.#redirectPools.set(origin, pool);
+      return pool;
+    }
+    if (this.#redirectPools.size >= MAX_REDIRECT_ORIGINS) {
+      const [oldest, old] = this.#redirectPools.entries().next().value!;
+      this.#redirectPools.delete(oldest);
+      this.#retire(old);
+    }
+    pool = this.#newPool(origin);
+    this.#redirectPools.set(origin, pool);
+    return pool;
+  }
+
+  /** Closes a pool once its requests in flight are over (they keep their own deadlines). */
+  #retire(pool: Pool): void {
+    const closing: Promise<void> = pool
+      .close()
+      .catch(() => pool.destroy())
+      .finally(() => this.#retired.delete(closing));
+    this.#retired.add(closing);
   }
 
   post(payload: Uint8Array, headers: Record<string, string>, signal?: AbortSignal): Promise<Attempt> {
@@ -255,18 +456,14 @@ class Client implements FunctionClient {
     done: AttemptDone<T>,
     ctx: T,
   ): void {
-    const x = new Exchange(this, signal, done as AttemptDone<unknown>, ctx);
+    const x = new Exchange(this, payload, headers, signal, done as AttemptDone<unknown>, ctx);
     if (signal?.aborted) {
       x.settle(ABORTED);
       return;
     }
     if (signal) this.#watch(signal, x);
-    try {
-      // undici takes a Uint8Array body as it is (no copy) and writes it after the head.
-      this.#pool.dispatch({ path: this.#path, method: 'POST', headers, body: payload }, x);
-    } catch (error) {
-      x.onError(error);
-    }
+    this.#track(x);
+    x.dispatch(this.#pool, this.#path);
   }
 
   /**
@@ -306,9 +503,47 @@ class Client implements FunctionClient {
     if (signal?.aborted) return ABORTED;
     const c = classifyError(error);
     const message =
-      c.kind === 'timeout' ? `no complete response within ${this.#timeoutMs} ms (${c.message})` : c.message;
+      c.kind === 'timeout' ? `no complete response within ${this.timeoutMs} ms (${c.message})` : c.message;
     return { kind: 'network', error: c.kind, message };
   }
+
+  #track(x: Exchange): void {
+    x.prev = this.#last;
+    if (this.#last) this.#last.next = x;
+    else this.#first = x;
+    this.#last = x;
+    if (this.#timer === undefined) this.#arm(x.deadline);
+  }
+
+  untrack(x: Exchange): void {
+    if (x.prev) x.prev.next = x.next;
+    else if (this.#first === x) this.#first = x.next;
+    else return;
+    if (x.next) x.next.prev = x.prev;
+    else this.#last = x.prev;
+    x.prev = undefined;
+    x.next = undefined;
+  }
+
+  #arm(deadline: number): void {
+    // +1: a timer may fire a fraction of a millisecond early.
+    this.#timer = setTimeout(this.#expire, Math.max(0, deadline - performance.now()) + 1);
+    // The sockets of the exchanges keep the process alive, not this timer.
+    this.#timer.unref();
+  }
+
+  readonly #expire = (): void => {
+    this.#timer = undefined;
+    const now = performance.now();
+    let x = this.#first;
+    // expire() settles the exchange, which takes it out of the list.
+    while (x !== undefined && x.deadline <= now) {
+      x.expire();
+      if (this.#first === x) this.untrack(x);
+      x = this.#first;
+    }
+    if (x !== undefined && !this.#closed) this.#arm(x.deadline);
+  };
 
   #watch(signal: AbortSignal, x: Exchange): void {
     let set = this.#watched.get(signal);
@@ -332,7 +567,13 @@ class Client implements FunctionClient {
   }
 
   async close(): Promise<void> {
-    await this.#pool.close().catch(() => this.#pool.destroy());
+    const pools = [this.#pool, ...this.#redirectPools.values()];
+    this.#redirectPools.clear();
+    await Promise.all(pools.map((p) => p.close().catch(() => p.destroy())));
+    await Promise.all([...this.#retired]);
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 }
 

@@ -49,7 +49,7 @@ export class DispatcherMetrics {
     );
     this.attempts = counter(
       'kpt_dispatcher_delivery_attempts_total',
-      'HTTP attempts by outcome (success, status, refused, reset, timeout, dns, tls, other, aborted) and status class.',
+      'HTTP attempts by outcome (success, status, refused, reset, timeout, dns, tls, other, redirect_limit, redirect_refused, aborted) and status class.',
       ['trigger', 'outcome', 'status_class'],
     );
     this.retries = counter('kpt_dispatcher_retries_total', 'Failed attempts scheduled for a retry.', [

@@ -7,8 +7,21 @@ import type { StatusAction, StatusRule } from '../trigger/settings.ts';
 // ---------------------------------------------------------------------------------------------------------------
 // Outcomes and actions
 
-/** Why a request got no HTTP status. Told apart because operators act differently on each. */
-export type NetworkErrorKind = 'refused' | 'reset' | 'timeout' | 'dns' | 'tls' | 'other';
+/**
+ * Why an attempt ended without a usable HTTP status: a network failure, or a redirect the dispatcher does not
+ * follow (`redirect_limit`: more than MAX_REDIRECTS hops; `redirect_refused`: https→http, another scheme, or an
+ * unreadable Location). Stable codes: they name the metric series and are what callers branch on. Told apart
+ * because operators act differently on each.
+ */
+export type NetworkErrorKind =
+  | 'refused'
+  | 'reset'
+  | 'timeout'
+  | 'dns'
+  | 'tls'
+  | 'other'
+  | 'redirect_limit'
+  | 'redirect_refused';
 
 export type Outcome =
   | { kind: 'status'; status: number; retryAfterMs?: number | undefined; body?: string | undefined }

@@ -4,7 +4,8 @@
 import { readFile } from 'node:fs/promises';
 import type { AuthProvider } from '../pulsar/auth.ts';
 import { type Consumer, type Message, PulsarClient } from '../pulsar/index.ts';
-import type { DispatcherSettings } from '../trigger/settings.ts';
+import { TokenAuth } from '../pulsar/token.ts';
+import { type DispatcherSettings, tokenSource } from '../trigger/settings.ts';
 import type { ConnectOptions } from './app.ts';
 import type { DeadLetterSink, MessageSource, SourceConnection } from './ports.ts';
 import type { SourceMessage } from './request.ts';
@@ -54,29 +55,35 @@ export interface PulsarConnectOptions extends ConnectOptions {
 }
 
 /**
- * Token authentication from the settings: the token itself, or a file re-read on every (re)connect and challenge,
- * so a rotated Secret is picked up without a restart.
+ * Token authentication from the settings (the file wins over the variable: tokenSource). A file is read afresh,
+ * and trimmed, for every CONNECT and every AUTH_CHALLENGE, so a rotated Secret is picked up by live connections
+ * without a restart; each read is logged at debug level by where it came from and what for, never by content.
  */
 export function tokenAuth(
   settings: Pick<DispatcherSettings, 'authToken' | 'authTokenFile'>,
-): AuthProvider | undefined {
-  const { authToken, authTokenFile } = settings;
-  if (authTokenFile) {
-    return {
-      method: 'token',
-      data: async () => new TextEncoder().encode((await readFile(authTokenFile, 'utf8')).trim()),
-    };
-  }
-  if (authToken) {
-    const bytes = new TextEncoder().encode(authToken.trim());
-    return { method: 'token', data: async () => bytes };
-  }
-  return undefined;
+  log?: { debug(obj: object, msg?: string): void },
+): (AuthProvider & { readonly source: string }) | undefined {
+  const from = tokenSource(settings);
+  if (!from) return undefined;
+  const auth = new TokenAuth(from);
+  return {
+    method: auth.method,
+    // The connection names it when the broker refuses the credentials.
+    source: auth.source,
+    async data(challenge) {
+      const data = await auth.data();
+      log?.debug(
+        { source: auth.source, for: challenge ? 'AUTH_CHALLENGE' : 'CONNECT' },
+        'read the Pulsar token',
+      );
+      return data;
+    },
+  };
 }
 
 export async function connectPulsar(opts: PulsarConnectOptions): Promise<PulsarConnection> {
   const s = opts.settings;
-  const auth = tokenAuth(s);
+  const auth = tokenAuth(s, opts.log);
   const tlsCa = s.tls.caFile ? await readFile(s.tls.caFile, 'utf8') : undefined;
   const client = new PulsarClient({
     serviceUrl: s.broker,

@@ -430,6 +430,13 @@ export class Consumer implements ConsumerHandler, AsyncIterable<Message> {
     brokerAckSet: bigint[],
   ): void {
     const n = meta.numMessagesInBatch;
+    // Each message of a batch takes at least its 4-byte metadata size: a count the payload cannot hold is corrupt,
+    // and state for it (one byte per message) would let a single entry claim gigabytes. The permits are the
+    // broker's count, as for any discarded entry.
+    if (n > payload.length / 4) {
+      this.#discard(idData, `batch claims ${n} messages in a payload of ${payload.length} bytes`, n);
+      return;
+    }
     const key = entryKey(idData);
     let batch = this.#batches.get(key);
     if (!batch || batch.size !== n) {

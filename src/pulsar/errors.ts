@@ -32,6 +32,16 @@ export const PulsarErrorCode = {
   AuthenticationFailed: 'AUTHENTICATION_FAILED',
   /** TLS setup failed: unreadable CA/cert/key files, untrusted certificate, hostname mismatch. */
   TlsFailed: 'TLS_FAILED',
+  /** Admin REST API (admin.ts): not reachable, no complete answer in time (TLS failures too), 408, 429 or 5xx. */
+  AdminUnavailable: 'ADMIN_UNAVAILABLE',
+  /** Admin REST API: the broker refused the credentials or their rights (401, 403), or they could not be read. */
+  AdminForbidden: 'ADMIN_FORBIDDEN',
+  /** Admin REST API: the topic, its namespace or the subscription does not exist (404, or 412 "does not exist"). */
+  AdminNotFound: 'ADMIN_NOT_FOUND',
+  /** Admin REST API: the broker refused the request for another reason (another 4xx, e.g. 412 consumers attached). */
+  AdminRejected: 'ADMIN_REJECTED',
+  /** Admin REST API: an answer that is not what the API documents (shape, size, a redirect not followed). */
+  AdminBadResponse: 'ADMIN_BAD_RESPONSE',
 } as const;
 
 export type PulsarErrorCode = (typeof PulsarErrorCode)[keyof typeof PulsarErrorCode];

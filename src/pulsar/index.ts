@@ -82,8 +82,50 @@
  * Delivery: at-least-once. After a lost connection or broker restart, the client reconnects with backoff,
  * looks the topic up again, re-subscribes, and resends every send that has not received a receipt. Messages
  * handed to the caller and not acked are redelivered by the broker.
+ *
+ * The admin REST client (admin.ts) sits beside it, sharing token auth; the controller uses it through a port:
+ *
+ * ```ts
+ * const admin = new PulsarAdmin({
+ *   adminUrl: defaultAdminUrl('pulsar+ssl://pulsar.example:6651'), // → https://pulsar.example:8443
+ *   auth: tokenAuth({ file: '/var/run/secrets/pulsar/token' }),      // sent as Authorization: Bearer
+ *   tls: { ca: caPem, hostnameVerification: true },                 // PEM contents
+ *   timeoutMs: 10_000,                                              // the whole call
+ * });
+ * await admin.createSubscription(topic, 'my-sub', 'Earliest');     // 'created' | 'exists' (cursor not moved)
+ * const s = await admin.subscriptionStats(topic, 'my-sub', { oldestPublishTime: true });
+ * s.exists; s.backlog; s.msgRateOut; s.consumers; s.oldestBacklogPublishTime; // ms or undefined
+ * await admin.topicMessageCount(deadLetterTopic);                   // entries retained, 0 when missing
+ * await admin.deleteSubscription(topic, 'my-sub');                  // 'deleted' | 'absent' (force by default)
+ * admin.close();
+ * ```
+ * Its errors are PulsarAdminError subclasses with codes ADMIN_UNAVAILABLE, ADMIN_FORBIDDEN, ADMIN_NOT_FOUND,
+ * ADMIN_REJECTED and ADMIN_BAD_RESPONSE.
  */
 
+export {
+  type AdminTlsOptions,
+  adminTopicPath,
+  DEFAULT_ADMIN_TIMEOUT_MS,
+  DEFAULT_MAX_RESPONSE_BYTES,
+  defaultAdminUrl,
+  PulsarAdmin,
+  type PulsarAdminApi,
+  type PulsarAdminOptions,
+  type SubscriptionFigures,
+  type SubscriptionPosition,
+  type SubscriptionStats,
+  type TopicSubscriptions,
+} from './admin.ts';
+export {
+  AdminBadResponseError,
+  type AdminErrorContext,
+  AdminForbiddenError,
+  AdminNotFoundError,
+  AdminRejectedError,
+  AdminUnavailableError,
+  PulsarAdminError,
+} from './admin-errors.ts';
 export type { AuthProvider, Logger } from './auth.ts';
 export { type BrokerAddress, type ClientOptions, PulsarClient } from './client.ts';
 export { DEFAULT_MAX_UNCOMPRESSED_SIZE, setMaxUncompressedSize } from './codecs/index.ts';

@@ -1,5 +1,6 @@
-// Producer: PRODUCER, SEND with receipts, batching by count, bytes and delay, sequence ids, a bounded pending
-// queue (send() waits when it is full), and resend of every unacknowledged send after a reconnect.
+// Producer: PRODUCER, SEND with receipts, batching by count, bytes and delay (optionally one batch per key),
+// sequence ids, a bounded pending queue (send() waits when it is full), and resend of every unacknowledged send
+// after a reconnect.
 
 import { Backoff, isRetriable, type PulsarClient } from './client.ts';
 import * as cmds from './commands.ts';
@@ -26,6 +27,14 @@ export interface ProducerOptions {
   batchingMaxBytes?: number;
   /** How long a batch waits for more messages. Default 10 ms. */
   batchingMaxDelayMs?: number;
+  /**
+   * One open batch per message key (the Java client's BatcherBuilder.KEY_BASED), each bounded by the count and
+   * bytes limits on its own and all sent by the delay. A batch carries the key of its first message, and a
+   * Key_Shared subscription gives the whole batch to that key's consumer: only batches of one key keep every key
+   * with its own consumer. Messages without a key share one batch without a key. Default false: one batch of
+   * whatever keys come.
+   */
+  batchingByKey?: boolean;
   /** Messages sent and not yet acknowledged by the broker; send() waits beyond this. Default 1000. */
   maxPendingMessages?: number;
   /** LZ4, ZLIB, ZSTD or SNAPPY compress each batch (or single message); default NONE. */
@@ -64,6 +73,14 @@ interface OpSend {
 }
 
 type State = 'connecting' | 'ready' | 'closing' | 'closed';
+
+/** An open batch of one key (batchingByKey): its messages are numbered and encoded when it is sent. */
+interface KeyBatch {
+  key: string | undefined;
+  messages: OutgoingMessage[];
+  callbacks: Callback[];
+  bytes: number;
+}
 
 const textEncoder = new TextEncoder();
 
@@ -163,6 +180,7 @@ export class Producer implements ProducerHandler {
   readonly #maxBytes: number;
   readonly #maxDelay: number;
   readonly #maxPending: number;
+  readonly #byKey: boolean;
   readonly #compression: number;
   readonly #backoff: Backoff;
   #name: string | undefined;
@@ -179,6 +197,10 @@ export class Producer implements ProducerHandler {
   #batchCallbacks: Callback[] = [];
   #batchFirstSeq = 0;
   #batchBytes = 0;
+  /** The key of the open batch's first message: the batch's key, as the broker routes it on Key_Shared. */
+  #batchKey: string | undefined;
+  /** batchingByKey: the open batches, in the order of their first message. */
+  readonly #keyBatches = new Map<string | undefined, KeyBatch>();
   #batchTimer: NodeJS.Timeout | null = null;
   #reconnectTimer: NodeJS.Timeout | null = null;
   #flushWaiters: (() => void)[] = [];
@@ -193,6 +215,7 @@ export class Producer implements ProducerHandler {
     this.#maxBytes = Math.max(1, opts.batchingMaxBytes ?? 128 * 1024);
     this.#maxDelay = Math.max(0, opts.batchingMaxDelayMs ?? 10);
     this.#maxPending = Math.max(1, opts.maxPendingMessages ?? 1000);
+    this.#byKey = opts.batchingByKey === true;
     const c = opts.compressionType ?? 'NONE';
     if (!(c in COMPRESSION_TYPES)) {
       throw new PulsarError(
@@ -410,6 +433,7 @@ export class Producer implements ProducerHandler {
     return new Promise<MessageId>((resolve, reject) => {
       const cb = { resolve, reject };
       if (this.#maxMessages <= 1) this.#sendSingle(msg, cb);
+      else if (this.#byKey) this.#addToKeyBatch(msg, cb);
       else this.#addToBatch(msg, cb);
     });
   }
@@ -446,7 +470,10 @@ export class Producer implements ProducerHandler {
     if (this.#batchCallbacks.length > 0 && this.#batchBytes + m.payload.length > this.#maxBytes)
       this.#flushBatch();
     const seq = this.#nextSeq++;
-    if (this.#batchCallbacks.length === 0) this.#batchFirstSeq = seq;
+    if (this.#batchCallbacks.length === 0) {
+      this.#batchFirstSeq = seq;
+      this.#batchKey = m.key;
+    }
     this.#batch.append(m, seq);
     this.#batchBytes += m.payload.length;
     this.#batchCallbacks.push(cb);
@@ -460,14 +487,72 @@ export class Producer implements ProducerHandler {
     }
   }
 
-  #flushBatch(): void {
+  #addToKeyBatch(m: OutgoingMessage, cb: Callback): void {
+    let batch = this.#keyBatches.get(m.key);
+    if (batch && batch.bytes + m.payload.length > this.#maxBytes) {
+      this.#sendKeyBatch(batch);
+      batch = undefined;
+    }
+    if (!batch) {
+      batch = { key: m.key, messages: [], callbacks: [], bytes: 0 };
+      this.#keyBatches.set(m.key, batch);
+    }
+    batch.messages.push(m);
+    batch.callbacks.push(cb);
+    batch.bytes += m.payload.length;
+    if (batch.messages.length >= this.#maxMessages || batch.bytes >= this.#maxBytes) {
+      this.#sendKeyBatch(batch);
+      if (this.#keyBatches.size === 0) this.#stopBatchTimer();
+    } else if (!this.#batchTimer) {
+      this.#batchTimer = setTimeout(() => {
+        this.#batchTimer = null;
+        this.#flushBatch();
+      }, this.#maxDelay);
+    }
+  }
+
+  /**
+   * Sends one key's open batch. Its messages get their sequence ids now, consecutive, so every SEND covers one
+   * range above the previous one: receipts, resends and the broker's deduplication see the order they expect,
+   * whichever key's batch goes first.
+   */
+  #sendKeyBatch(batch: KeyBatch): void {
+    this.#keyBatches.delete(batch.key);
+    const first = this.#nextSeq;
+    this.#nextSeq += batch.messages.length;
+    for (let i = 0; i < batch.messages.length; i++)
+      this.#batch.append(batch.messages[i] as OutgoingMessage, first + i);
+    this.#sendBatch(first, batch.callbacks, batch.key);
+  }
+
+  #stopBatchTimer(): void {
     if (this.#batchTimer) {
       clearTimeout(this.#batchTimer);
       this.#batchTimer = null;
     }
-    const n = this.#batchCallbacks.length;
-    if (n === 0) return;
-    const first = this.#batchFirstSeq;
+  }
+
+  /** Sends every open batch: the one batch, or with batchingByKey each key's in the order of its first message. */
+  #flushBatch(): void {
+    this.#stopBatchTimer();
+    if (this.#byKey) {
+      for (const batch of [...this.#keyBatches.values()]) this.#sendKeyBatch(batch);
+      return;
+    }
+    if (this.#batchCallbacks.length === 0) return;
+    const callbacks = this.#batchCallbacks;
+    this.#batchCallbacks = [];
+    this.#batchBytes = 0;
+    this.#sendBatch(this.#batchFirstSeq, callbacks, this.#batchKey);
+  }
+
+  /**
+   * Sends the messages in the batch buffer as one entry, sequence ids from `first`. The entry's metadata carries
+   * `key` (its first message's) as the Java client's batches do: the broker reads only the entry's key to pick the
+   * Key_Shared consumer of the whole batch.
+   */
+  #sendBatch(first: number, callbacks: Callback[], key: string | undefined): void {
+    const n = callbacks.length;
     const last = first + n - 1;
     let payload = this.#batch.take();
     const meta: MessageMetadata = {
@@ -477,6 +562,7 @@ export class Producer implements ProducerHandler {
       properties: [],
       replicateTo: [],
       encryptionKeys: [],
+      partitionKey: key,
       numMessagesInBatch: n,
       highestSequenceId: BigInt(last),
     };
@@ -485,9 +571,6 @@ export class Producer implements ProducerHandler {
       meta.uncompressedSize = payload.length;
       payload = compress(this.#compression, payload);
     }
-    const callbacks = this.#batchCallbacks;
-    this.#batchCallbacks = [];
-    this.#batchBytes = 0;
     this.#dispatch({
       sequenceId: first,
       highestSequenceId: last,
@@ -567,6 +650,8 @@ export class Producer implements ProducerHandler {
       for (const cb of (this.#inflight[i] as OpSend).callbacks) cb.reject(err);
     }
     for (const cb of this.#batchCallbacks) cb.reject(err);
+    for (const batch of this.#keyBatches.values()) for (const cb of batch.callbacks) cb.reject(err);
+    this.#keyBatches.clear();
     this.#inflight.length = 0;
     this.#inflightHead = 0;
     this.#batchCallbacks = [];

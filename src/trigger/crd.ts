@@ -99,6 +99,8 @@ export function customResourceDefinition(): JsonObject {
             { name: 'Topic', type: 'string', jsonPath: '.spec.pulsar.topic' },
             { name: 'Function', type: 'string', jsonPath: '.spec.kubeless.function' },
             { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+            { name: 'Backlog', type: 'integer', jsonPath: '.status.backlog' },
+            { name: 'Oldest', type: 'date', jsonPath: '.status.oldestBacklogPublishTime' },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],
           schema: { openAPIV3Schema: openApiSchema() },

@@ -2,6 +2,7 @@
 // so the documentation cannot drift from what the API server enforces. Pure.
 
 import { openApiSchema } from './crd.ts';
+import { DEPLOYMENT_TYPE_RULES } from './deployment-check.ts';
 
 type Node = {
   type?: string;
@@ -81,6 +82,15 @@ export function referenceMarkdown(): string {
       (r) =>
         `| \`${r.path}\` | ${cell(r.type)} | ${r.required ? 'yes' : ''} | ${cell(r.default)} | ${cell(r.description)} |`,
     ),
+    '',
+    '## Value types in `spec.deployment`',
+    '',
+    'The API server stores `spec.deployment` as given. The controller checks the type of each value against an',
+    '`apps/v1` Deployment before it renders the trigger (src/trigger/deployment-check.ts); a mismatch sets',
+    '`Ready=False` with reason `InvalidSpec` and a message naming each field, e.g.',
+    '`spec.deployment.spec.replicas: expected an integer, got a string`, and nothing is written for the trigger.',
+    '',
+    ...DEPLOYMENT_TYPE_RULES.map((r) => `- ${r}`),
     '',
   ];
   return lines.join('\n');

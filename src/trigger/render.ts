@@ -1,6 +1,7 @@
-// trigger → Deployment (+ the Secret holding an inline token). Pure: same trigger and config, same objects, same
-// hash. The controller compares the hash annotation of what exists with the hash of what it would write, and
-// writes nothing when they match.
+// trigger → Deployment (+ the Secret holding an inline token, + with spec.autoscaling KEDA's ScaledObject and
+// TriggerAuthentication, keda.ts). Pure: same trigger, config and facts, same objects, same hashes. The controller
+// compares the hash annotation of what exists with the hash of what it would write, and writes nothing when they
+// match.
 //
 // The hash is of JSON.stringify of the rendered object, and it does not depend on the order in which a user wrote
 // the keys of spec.deployment: everything taken from the user (and from the configuration) is copied with its
@@ -10,15 +11,18 @@
 
 import { hash as digest } from 'node:crypto';
 import { err, type Issue, ok, type Result, TriggerError } from './errors.ts';
-import { parseTopic } from './names.ts';
+import { renderKeda, resolveAutoscaling } from './keda.ts';
+import { adminUrlOf, parseTopic } from './names.ts';
 import { dispatcherNodeOptions } from './node-options.ts';
 import {
   type DispatcherSettings,
   defaultDeadLetterTopic,
   defaultSubscription,
+  ENV,
   type EnvVar,
   encodeSettingsEnv,
   SETTINGS_DEFAULTS,
+  subscriptionTypeFor,
 } from './settings.ts';
 import {
   API_VERSION,
@@ -37,12 +41,30 @@ export const LABEL_TRIGGER_UID = 'kubeless.io/trigger-uid';
 export const ANNOTATION_HASH = 'kubeless.io/spec-hash';
 /** Full name and namespace, for names that do not fit a label value. */
 export const ANNOTATION_TRIGGER = 'kubeless.io/trigger';
+/**
+ * The subscription type the Deployment's dispatchers use. The broker refuses a consumer of another type while one is
+ * attached, so a change of type cannot roll: the controller replaces the Deployment instead (reconcile.ts).
+ */
+export const ANNOTATION_SUBSCRIPTION_TYPE = 'kubeless.io/subscription-type';
 export const ANNOTATION_TOKEN_HASH = 'kubeless.io/auth-token-hash';
 export const CONTAINER_NAME = 'dispatcher';
 export const TOKEN_KEY = 'token';
 
 const TLS_CA_DIR = '/etc/kubeless-pulsar-trigger/tls-ca';
 const TLS_CLIENT_DIR = '/etc/kubeless-pulsar-trigger/tls-client';
+/** Where the token Secret is mounted; the file is named after TOKEN_KEY whatever the Secret's key is. */
+export const AUTH_TOKEN_DIR = '/etc/kubeless-pulsar-trigger/auth-token';
+export const AUTH_TOKEN_FILE = `${AUTH_TOKEN_DIR}/${TOKEN_KEY}`;
+export const AUTH_TOKEN_VOLUME = 'pulsar-auth-token';
+/**
+ * The token file's mode: owner (root, as the kubelet writes it) and group read it, nobody else. The group is the
+ * pod's fsGroup, DISPATCHER_UID, which the kubelet gives the file and adds to the container's groups.
+ */
+export const AUTH_TOKEN_MODE = 0o440;
+/** The container port serving /healthz, /readyz and /metrics (settings.port); the probes refer to it by name. */
+export const OPS_PORT_NAME = 'metrics';
+/** The dispatcher image's user and group: distroless "nonroot" (deploy/Dockerfile `USER 65532:65532`). */
+export const DISPATCHER_UID = 65532;
 
 export interface ResourceRequirements {
   limits?: Record<string, string>;
@@ -64,10 +86,36 @@ export const DEFAULT_RESOURCES: ResourceRequirements = {
 type Json = null | boolean | number | string | Json[] | JsonObject;
 export type JsonObject = { [key: string]: Json };
 
+/**
+ * What the controller knows of the world that a render needs beyond the trigger and the configuration. A plan made
+ * from facts holds only while they do: memoizing it per uid and generation needs the facts in the key too.
+ */
+export interface RenderFacts {
+  /**
+   * Whether the topic is partitioned (the admin API's partitions > 0). KEDA's pulsar scaler reads another endpoint
+   * for a partitioned topic, and cannot tell on its own. Unknown (undefined) renders as not partitioned, KEDA's
+   * default.
+   */
+  partitionedTopic?: boolean;
+}
+
 export interface Rendered {
   deployment: JsonObject;
   /** The Secret holding an inline auth-token, or undefined when the trigger has none. */
   secret: JsonObject | undefined;
+  /** KEDA's ScaledObject, with spec.autoscaling; its kubeless.io/spec-hash annotation is scaledObjectHash. */
+  scaledObject: JsonObject | undefined;
+  scaledObjectHash: string | undefined;
+  /** KEDA's TriggerAuthentication, with spec.autoscaling when KEDA needs the token or TLS material. */
+  triggerAuthentication: JsonObject | undefined;
+  triggerAuthenticationHash: string | undefined;
+  /** Names of the KEDA objects, given also when none is rendered (to find and remove what an older spec made). */
+  scaledObjectName: string;
+  triggerAuthenticationName: string;
+  /** The Pulsar admin REST URL (spec.pulsar.adminUrl, or the broker's implied one). */
+  adminUrl: string;
+  /** spec.delivery.deleteSubscription: the subscription goes with the trigger. */
+  deleteSubscription: boolean;
   /** Hash of everything rendered, also in the Deployment's kubeless.io/spec-hash annotation. */
   hash: string;
   name: string;
@@ -130,6 +178,18 @@ export function tokenSecretName(name: string): string {
   return `${name}-pulsar-auth-token`;
 }
 
+/**
+ * The ScaledObject's name: the Deployment's, shortened as a label value when longer (KEDA labels the HPA and the
+ * metrics it serves with scaledobject.keda.sh/name: <name>, so a longer name never scales).
+ */
+export function scaledObjectName(deployment: string): string {
+  return labelValue(deployment);
+}
+
+export function triggerAuthenticationName(deployment: string): string {
+  return `${deployment}-keda-auth`;
+}
+
 /** Labels naming the trigger; name and namespace form the selector, so each Deployment selects only its pods. */
 export function triggerLabels(trigger: { name: string; namespace: string }): Record<string, string> {
   return {
@@ -164,6 +224,7 @@ export function settingsFor(
     topic: topic?.full ?? spec.pulsar.topic,
     broker: spec.pulsar.broker,
     authToken: undefined,
+    // Where a token comes from depends on where the dispatcher runs: renderTrigger mounts it, `run` takes flags.
     authTokenFile: undefined,
     tls: {
       caFile: tls?.caSecretRef || tls?.caConfigMapRef ? `${TLS_CA_DIR}/ca.crt` : undefined,
@@ -173,7 +234,7 @@ export function settingsFor(
     },
     functionUrl: spec.kubeless.function,
     subscription,
-    subscriptionType: d.subscriptionType ?? SETTINGS_DEFAULTS.subscriptionType,
+    subscriptionType: subscriptionTypeFor(d.ordering ?? SETTINGS_DEFAULTS.ordering, d.subscriptionType),
     initialPosition: d.initialPosition ?? SETTINGS_DEFAULTS.initialPosition,
     concurrency: d.concurrency ?? SETTINGS_DEFAULTS.concurrency,
     ordering: d.ordering ?? SETTINGS_DEFAULTS.ordering,
@@ -209,13 +270,25 @@ export function settingsFor(
   return ok(settings);
 }
 
-/** Env vars: the trigger's first (they win on a name clash), then the user's own, in their order. */
+/** Our variables that a user's entry of the same name replaces: defaults the trigger has no field for. */
+const USER_OVERRIDABLE_ENV: ReadonlySet<string> = new Set([ENV.logLevel]);
+
+/**
+ * Env vars: the trigger's first (they win on a name clash, except USER_OVERRIDABLE_ENV, which the user's entry
+ * replaces in place), then the user's own, in their order.
+ */
 function mergeEnv(ours: EnvVar[], theirs: unknown): Json[] {
-  const taken = new Set(ours.map((e) => e.name));
   const user = Array.isArray(theirs)
-    ? (theirs as Json[]).filter((e) => isObject(e) && typeof e.name === 'string' && !taken.has(e.name))
+    ? (theirs as Json[]).filter((e): e is JsonObject => isObject(e) && typeof e.name === 'string')
     : [];
-  return [...(ours as unknown as Json[]), ...user];
+  const userByName = new Map(user.map((e) => [e.name as string, e]));
+  const merged = ours.map((e) =>
+    USER_OVERRIDABLE_ENV.has(e.name) && userByName.has(e.name)
+      ? (userByName.get(e.name) as Json)
+      : (e as unknown as Json),
+  );
+  const taken = new Set(ours.map((e) => e.name));
+  return [...merged, ...user.filter((e) => !taken.has(e.name as string))];
 }
 
 /** Adds named items to a list, replacing any of the same name: ours must survive a user's list override. */
@@ -225,6 +298,20 @@ function upsertByName(list: unknown, items: JsonObject[]): Json[] {
     ? (list as Json[]).filter((i) => !(isObject(i) && names.has(i.name as string)))
     : [];
   return [...kept, ...items];
+}
+
+/** Adds the kubeless.io/spec-hash annotation: the hash of the object as it is without it (as for the Secret). */
+function withHash(obj: JsonObject): JsonObject {
+  const meta = obj.metadata as JsonObject;
+  meta.annotations = {
+    ...(isObject(meta.annotations) ? meta.annotations : {}),
+    [ANNOTATION_HASH]: sha(JSON.stringify(obj), 16),
+  };
+  return obj;
+}
+
+function hashOf(obj: JsonObject): string {
+  return ((obj.metadata as JsonObject).annotations as Record<string, string>)[ANNOTATION_HASH]!;
 }
 
 function ownerReference(trigger: PulsarTrigger): JsonObject[] | undefined {
@@ -241,14 +328,33 @@ function ownerReference(trigger: PulsarTrigger): JsonObject[] | undefined {
   ];
 }
 
-export function renderTrigger(trigger: PulsarTrigger, config: RenderConfig): Result<Rendered, TriggerError> {
+export function renderTrigger(
+  trigger: PulsarTrigger,
+  config: RenderConfig,
+  facts: RenderFacts = {},
+): Result<Rendered, TriggerError> {
   const validated = validateSpec(trigger.spec);
   if (!validated.ok) return validated;
   const spec = validated.value;
   const meta = { name: trigger.metadata.name, namespace: trigger.metadata.namespace };
   const settingsResult = settingsFor(meta, spec, config.timezone);
   if (!settingsResult.ok) return settingsResult;
-  const settings = settingsResult.value;
+  const adminUrl = adminUrlOf(spec.pulsar);
+  if (adminUrl === undefined) {
+    return err(
+      new TriggerError(
+        'E_RENDER_INVALID',
+        [{ path: 'spec.pulsar.broker', message: 'gives no host for the default admin URL' }],
+        'cannot render PulsarTrigger',
+      ),
+    );
+  }
+  const autoscaling = spec.autoscaling ? resolveAutoscaling(spec.autoscaling) : undefined;
+  const hasToken = Boolean(spec.pulsar['auth-token'] || spec.pulsar.authTokenSecretRef);
+  // With a token, the file the token Secret is mounted as (below).
+  const settings = hasToken
+    ? { ...settingsResult.value, authTokenFile: AUTH_TOKEN_FILE }
+    : settingsResult.value;
 
   const override: JsonObject = isObject(spec.deployment as Json)
     ? copySorted(spec.deployment as JsonObject)
@@ -273,15 +379,21 @@ export function renderTrigger(trigger: PulsarTrigger, config: RenderConfig): Res
   };
   const triggerRef = `${meta.namespace}/${meta.name}`;
 
-  // The token: an inline one goes into a Secret the controller owns; a secret reference is used as it is.
+  // The token: an inline one goes into a Secret the controller owns; a secret reference is used as it is. The
+  // Secret reaches the container twice: PULSAR_AUTH_TOKEN (secretKeyRef, for images written for the seed; fixed
+  // when the container starts) and the file PULSAR_AUTH_TOKEN_FILE names (a volume the kubelet updates when the
+  // Secret changes; our dispatcher reads it, settings.ts tokenSource).
   const inlineToken = spec.pulsar['auth-token'];
   const tokenRef = spec.pulsar.authTokenSecretRef;
-  const authTokenFrom = inlineToken
-    ? { secretKeyRef: { name: secretName, key: TOKEN_KEY } }
+  const tokenSecret = inlineToken
+    ? { name: secretName, key: TOKEN_KEY }
     : tokenRef
-      ? { secretKeyRef: { name: tokenRef.name, key: tokenRef.key } }
+      ? { name: tokenRef.name, key: tokenRef.key }
       : undefined;
-  const env = encodeSettingsEnv(settings, authTokenFrom ? { authTokenFrom } : {});
+  const env = encodeSettingsEnv(
+    settings,
+    tokenSecret ? { authTokenFrom: { secretKeyRef: { name: tokenSecret.name, key: tokenSecret.key } } } : {},
+  );
 
   const volumes: JsonObject[] = [];
   const mounts: JsonObject[] = [];
@@ -302,23 +414,83 @@ export function renderTrigger(trigger: PulsarTrigger, config: RenderConfig): Res
     volumes.push({ name: 'pulsar-tls-client', secret: { secretName: tls.clientCertSecretRef.name } });
     mounts.push({ name: 'pulsar-tls-client', mountPath: TLS_CLIENT_DIR, readOnly: true });
   }
+  if (tokenSecret) {
+    // Only the token's key, under a fixed file name. The folder is mounted whole, never with subPath: the kubelet
+    // updates a Secret volume by swapping the folder's ..data link, and a subPath mount would keep the old file.
+    volumes.push({
+      name: AUTH_TOKEN_VOLUME,
+      secret: {
+        secretName: tokenSecret.name,
+        items: [{ key: tokenSecret.key, path: TOKEN_KEY }],
+        defaultMode: AUTH_TOKEN_MODE,
+      },
+    });
+    mounts.push({ name: AUTH_TOKEN_VOLUME, mountPath: AUTH_TOKEN_DIR, readOnly: true });
+  }
 
+  const opsPort: JsonObject = { name: OPS_PORT_NAME, containerPort: settings.port, protocol: 'TCP' };
   const container: JsonObject = {
     name: CONTAINER_NAME,
     image: config.dispatcherImage,
     resources: copySorted(config.resources) as JsonObject,
-    ports: [{ name: 'metrics', containerPort: settings.port, protocol: 'TCP' }],
+    ports: [opsPort],
+    // 200 once every trigger is subscribed on a live broker connection, 503 before that, while reconnecting and
+    // while stopping: a rollout waits for the new pod to consume before it stops the old one.
+    readinessProbe: {
+      httpGet: { path: '/readyz', port: OPS_PORT_NAME },
+      periodSeconds: 5,
+      timeoutSeconds: 3,
+      failureThreshold: 3,
+    },
+    // Only the event loop has to answer. The ops server listens as soon as the process has loaded, before the first
+    // subscription (a slow broker delays readiness, not this), so a start needs no startupProbe to protect it; three
+    // misses 10 s apart restart a hung process.
+    livenessProbe: {
+      httpGet: { path: '/healthz', port: OPS_PORT_NAME },
+      periodSeconds: 10,
+      timeoutSeconds: 3,
+      failureThreshold: 3,
+    },
+    // allowPrivilegeEscalation, capabilities and readOnlyRootFilesystem exist only per container; runAsNonRoot and
+    // seccompProfile repeat the pod's, and a container's value wins over the pod's. No scratch volume under the
+    // read-only root: the dispatcher only reads files (token, TLS certificates) and Node itself writes none.
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
   };
   const template: JsonObject = {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name, namespace, labels: { ...labels } },
     spec: {
-      replicas: 1,
+      // With spec.autoscaling no replicas: the controller's apply leaves the field to KEDA's HPA.
+      ...(autoscaling ? {} : { replicas: 1 }),
       selector: { matchLabels: { ...selector } },
+      // An Exclusive subscription admits one consumer: in a rolling update the new pod could not subscribe, and so
+      // never become ready, while the old one holds it. The old pod stops first instead.
+      ...(settings.subscriptionType === 'Exclusive' ? { strategy: { type: 'Recreate' } } : {}),
       template: {
         metadata: { labels: { ...labels } },
-        spec: { containers: [container] },
+        spec: {
+          // The dispatcher talks to Pulsar and to the function, never to the Kubernetes API: no token in the pod.
+          automountServiceAccountToken: false,
+          // The user and group for every container, numeric so that runAsNonRoot can be checked. fsGroup only with
+          // a token: the kubelet gives the token file (mode 0440, root's) that group and adds the group to the
+          // container's, so the dispatcher reads it and other users do not. Without a token no volume needs it: the
+          // TLS files mounted are readable by every user (mode 0644) and nothing is written.
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: DISPATCHER_UID,
+            runAsGroup: DISPATCHER_UID,
+            ...(tokenSecret ? { fsGroup: DISPATCHER_UID } : {}),
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [container],
+        },
       },
     },
   };
@@ -344,11 +516,15 @@ export function renderTrigger(trigger: PulsarTrigger, config: RenderConfig): Res
     const memory = isObject(limits ?? null) ? (limits as JsonObject).memory : undefined;
     dispatcherEnv.push({ name: 'NODE_OPTIONS', value: dispatcherNodeOptions(memory) });
   }
+  // The probes name the ops port, so it survives a user's list of ports.
+  dispatcher.ports = upsertByName(dispatcher.ports, [opsPort]);
   if (mounts.length > 0) dispatcher.volumeMounts = upsertByName(dispatcher.volumeMounts, mounts);
   mPod.containers = [dispatcher, ...userContainers.slice(1).map(copySorted)];
   if (volumes.length > 0) mPod.volumes = upsertByName(mPod.volumes, volumes);
 
-  // What identifies the Deployment is not the user's to change: name, namespace, selector, our labels.
+  // What identifies the Deployment is not the user's to change: its kind, name, namespace, selector, our labels.
+  merged.apiVersion = 'apps/v1';
+  merged.kind = 'Deployment';
   const mMeta = merged.metadata as JsonObject;
   mMeta.name = name;
   mMeta.namespace = namespace;
@@ -356,16 +532,21 @@ export function renderTrigger(trigger: PulsarTrigger, config: RenderConfig): Res
   mMeta.annotations = {
     ...(isObject(mMeta.annotations) ? mMeta.annotations : {}),
     [ANNOTATION_TRIGGER]: triggerRef,
+    [ANNOTATION_SUBSCRIPTION_TYPE]: settings.subscriptionType,
   };
   if (sameNamespace) {
     const refs = ownerReference(trigger);
     if (refs) mMeta.ownerReferences = refs;
   } else delete mMeta.ownerReferences;
   mSpec.selector = { matchLabels: { ...selector } };
+  if (autoscaling) delete mSpec.replicas;
   const tMeta = (isObject(mTemplate.metadata) ? mTemplate.metadata : {}) as JsonObject;
   tMeta.labels = { ...(isObject(tMeta.labels) ? tMeta.labels : {}), ...labels };
   if (inlineToken) {
-    // Env from a Secret does not restart pods when the Secret changes; a template annotation does.
+    // Env from a Secret does not restart pods when the Secret changes; a template annotation does. The token file
+    // would follow the Secret without a restart, but PULSAR_AUTH_TOKEN (custom images) would not, and a changed
+    // spec.pulsar rolls the Deployment as any other spec change does. A referenced Secret is the user's to
+    // rotate in place: no annotation, the file follows.
     tMeta.annotations = {
       ...(isObject(tMeta.annotations) ? tMeta.annotations : {}),
       [ANNOTATION_TOKEN_HASH]: sha(inlineToken, 16),
@@ -396,11 +577,58 @@ export function renderTrigger(trigger: PulsarTrigger, config: RenderConfig): Res
     };
   }
 
+  // KEDA's objects live beside the Deployment and belong to the trigger as the Secret does: owned when in its
+  // namespace, else removed through the controller's finalizer.
+  const soName = scaledObjectName(name);
+  const taName = triggerAuthenticationName(name);
+  let keda: { scaledObject: JsonObject; triggerAuthentication: JsonObject | undefined } | undefined;
+  if (autoscaling) {
+    const ca = tls?.caSecretRef
+      ? { kind: 'Secret' as const, name: tls.caSecretRef.name, key: tls.caSecretRef.key }
+      : tls?.caConfigMapRef
+        ? { kind: 'ConfigMap' as const, name: tls.caConfigMapRef.name, key: tls.caConfigMapRef.key }
+        : undefined;
+    const rendered = renderKeda({
+      meta: (objectName) => {
+        const m: JsonObject = {
+          name: objectName,
+          namespace,
+          labels: { ...labels },
+          annotations: { [ANNOTATION_TRIGGER]: triggerRef },
+        };
+        const refs = sameNamespace ? ownerReference(trigger) : undefined;
+        if (refs) m.ownerReferences = refs;
+        return m;
+      },
+      scaledObjectName: soName,
+      triggerAuthenticationName: taName,
+      deploymentName: name,
+      adminUrl,
+      topic: settings.topic,
+      subscription: settings.subscription,
+      partitioned: facts.partitionedTopic === true,
+      autoscaling,
+      auth: { token: tokenSecret, ca, clientCertSecret: tls?.clientCertSecretRef?.name },
+    });
+    keda = {
+      scaledObject: withHash(rendered.scaledObject),
+      triggerAuthentication: rendered.triggerAuthentication && withHash(rendered.triggerAuthentication),
+    };
+  }
+
   const hash = sha(JSON.stringify(merged), 16);
   mMeta.annotations = { ...(mMeta.annotations as JsonObject), [ANNOTATION_HASH]: hash };
   return ok({
     deployment: merged,
     secret,
+    scaledObject: keda?.scaledObject,
+    scaledObjectHash: keda && hashOf(keda.scaledObject),
+    triggerAuthentication: keda?.triggerAuthentication,
+    triggerAuthenticationHash: keda?.triggerAuthentication && hashOf(keda.triggerAuthentication),
+    scaledObjectName: soName,
+    triggerAuthenticationName: taName,
+    adminUrl,
+    deleteSubscription: spec.delivery?.deleteSubscription === true,
     hash,
     name,
     namespace,

@@ -17,6 +17,31 @@ export type InitialPosition = (typeof INITIAL_POSITIONS)[number];
 /** none: any order; key: in order per message key; strict: one message at a time, in topic order. */
 export const ORDERINGS = ['none', 'key', 'strict'] as const;
 export type Ordering = (typeof ORDERINGS)[number];
+
+/**
+ * The subscription type each ordering needs once the dispatcher runs as several replicas (autoscaling adds them):
+ * `key` → Key_Shared, so the broker gives all messages of a key to one consumer at a time; `strict` → Failover, so
+ * one consumer (per partition) receives while the others stand by; `none` → Shared, any consumer takes any
+ * message. Key_Shared routes a batch by its one key (the first message's), so per-key order across consumers needs
+ * producers that batch by key or not at all (docs/dispatcher.md, Ordering across replicas).
+ */
+export const SUBSCRIPTION_TYPE_FOR_ORDERING = {
+  none: 'Shared',
+  key: 'Key_Shared',
+  strict: 'Failover',
+} as const satisfies Record<Ordering, SubscriptionType>;
+
+/**
+ * The subscription type, decided in this one place for both sides: the one given (spec.delivery.subscriptionType,
+ * PULSAR_SUBSCRIPTION_TYPE) always wins, e.g. the seed's Exclusive; otherwise the ordering's.
+ */
+export function subscriptionTypeFor(
+  ordering: Ordering,
+  given: SubscriptionType | undefined,
+): SubscriptionType {
+  return given ?? SUBSCRIPTION_TYPE_FOR_ORDERING[ordering];
+}
+
 export const STATUS_ACTIONS = ['retry', 'drop', 'deadLetter'] as const;
 export type StatusAction = (typeof STATUS_ACTIONS)[number];
 export const EVENT_FORMATS = ['kubeless', 'cloudevents'] as const;
@@ -43,9 +68,15 @@ export interface DispatcherSettings {
   topic: string;
   /** Broker service URL: pulsar://host:6650 or pulsar+ssl://host:6651. */
   broker: string;
-  /** The token itself; in a rendered Deployment it comes from a Secret through valueFrom. */
+  /**
+   * The token itself; in a rendered Deployment it comes from a Secret through valueFrom, read once when the
+   * container starts. Kept for custom images written for the seed, which read PULSAR_AUTH_TOKEN.
+   */
   authToken: string | undefined;
-  /** A file holding the token, re-read by the dispatcher when it reconnects. */
+  /**
+   * A file holding the token (the Secret mounted by the kubelet), read again for every CONNECT and every
+   * AUTH_CHALLENGE, so a rotated Secret reaches a running dispatcher. Wins over authToken (tokenSource).
+   */
   authTokenFile: string | undefined;
   tls: {
     caFile: string | undefined;
@@ -82,7 +113,6 @@ export interface DispatcherSettings {
 
 export const SETTINGS_DEFAULTS = {
   timezone: 'UTC',
-  subscriptionType: 'Shared',
   initialPosition: 'Latest',
   concurrency: 32,
   ordering: 'key',
@@ -113,6 +143,21 @@ export function actionForStatus(rules: readonly StatusRule[], status: number): '
   if (exact) return exact.action;
   const cls = rules.find((r) => r.status === `${Math.floor(status / 100)}xx`);
   return cls ? cls.action : 'retry';
+}
+
+/** Where the dispatcher takes its broker token from: the token file, else the token, else no authentication. */
+export type TokenSourceSetting = { file: string } | { token: string } | undefined;
+
+/**
+ * The precedence between PULSAR_AUTH_TOKEN_FILE and PULSAR_AUTH_TOKEN: the file wins when both are set. A rendered
+ * Deployment sets both from the same Secret; the variable is a copy taken when the container started, while the
+ * kubelet keeps the mounted file current, so after a rotation only the file holds the token the broker accepts.
+ * An unreadable or empty file is an error, never a reason to fall back on the older copy.
+ */
+export function tokenSource(s: Pick<DispatcherSettings, 'authToken' | 'authTokenFile'>): TokenSourceSetting {
+  if (s.authTokenFile) return { file: s.authTokenFile };
+  if (s.authToken) return { token: s.authToken };
+  return undefined;
 }
 
 /** Every variable this codec reads or writes, in the order they are written. */
@@ -432,6 +477,7 @@ export function decodeSettingsEnv(env: Record<string, string | undefined>): Sett
   const contentType = e[ENV.contentType];
   const maxAttempts = e[ENV.maxAttempts];
   const timezone = e[ENV.tz] ?? e[ENV.timezone] ?? SETTINGS_DEFAULTS.timezone;
+  const ordering = e[ENV.ordering] ?? SETTINGS_DEFAULTS.ordering;
   return ok({
     triggerName,
     triggerNamespace,
@@ -448,10 +494,10 @@ export function decodeSettingsEnv(env: Record<string, string | undefined>): Sett
     },
     functionUrl,
     subscription,
-    subscriptionType: e[ENV.subscriptionType] ?? SETTINGS_DEFAULTS.subscriptionType,
+    subscriptionType: subscriptionTypeFor(ordering, e[ENV.subscriptionType]),
     initialPosition: e[ENV.initialPosition] ?? SETTINGS_DEFAULTS.initialPosition,
     concurrency: e[ENV.concurrency] ?? SETTINGS_DEFAULTS.concurrency,
-    ordering: e[ENV.ordering] ?? SETTINGS_DEFAULTS.ordering,
+    ordering,
     requestTimeoutMs: msOr(e[ENV.requestTimeout], SETTINGS_DEFAULTS.requestTimeoutMs),
     backoff: { initialMs, maxMs, factor: e[ENV.backoffFactor] ?? SETTINGS_DEFAULTS.backoff.factor },
     maxAttempts: maxAttempts === undefined || maxAttempts === 0 ? undefined : maxAttempts,

@@ -74,3 +74,41 @@ export function kube(): Kube {
     binDir: need('KPT_BIN_DIR'),
   };
 }
+
+export interface Node {
+  /** The node's name (kubelet --hostname-override). */
+  name: string;
+  /** The node's InternalIP: the pod bridge's gateway, where pods reach servers on this machine. */
+  ip: string;
+  /** containerd's socket, for `ctr` (the node's runtime). */
+  containerdAddress: string;
+  /** The API server as pods reach it (https://<node ip>:<port>). */
+  podApiServer: string;
+  /** The project's images, imported into the node's runtime (`make image`). */
+  controllerImage: string;
+  dispatcherImage: string;
+  /** The plain broker as pods reach it (pulsar://<node ip>:<port>). */
+  pulsarServiceUrl: string;
+  /** The secure broker as pods reach it (pulsar+ssl://<node ip>:<port>). */
+  pulsarSecureServiceUrl: string;
+  /** The plain broker's admin API as pods reach it (http://<node ip>:<port>). */
+  pulsarAdminUrl: string;
+  /** The secure broker's admin API as pods reach it (https://<node ip>:<port>). */
+  pulsarSecureAdminUrl: string;
+}
+
+/** The real node (testenv/node.ts) that runs pods: kubelet, containerd, the project's images. */
+export function node(): Node {
+  return {
+    name: need('KPT_NODE_NAME'),
+    ip: need('KPT_NODE_IP'),
+    containerdAddress: need('KPT_CONTAINERD_ADDRESS'),
+    podApiServer: need('KPT_POD_API_SERVER'),
+    controllerImage: need('KPT_CONTROLLER_IMAGE'),
+    dispatcherImage: need('KPT_DISPATCHER_IMAGE'),
+    pulsarServiceUrl: need('PULSAR_POD_SERVICE_URL'),
+    pulsarSecureServiceUrl: need('PULSAR_SECURE_POD_SERVICE_URL'),
+    pulsarAdminUrl: need('PULSAR_POD_ADMIN_URL'),
+    pulsarSecureAdminUrl: need('PULSAR_SECURE_POD_ADMIN_URL'),
+  };
+}

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Builds the real servers and CLIs the tests need (etcd, kube-apiserver, kube-controller-manager, kubectl, helm)
-# from their Go modules, pinned by the go.mod files under testenv/gobin/. Binaries are cached outside the repo,
-# keyed by a hash of those go.mod/go.sum files, so a second run builds nothing.
+# Builds the real servers and CLIs the tests need (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubelet, kubectl, helm, crictl, registry, KEDA's operator and metrics adapter) from their Go modules, pinned by the
+# go.mod files under testenv/gobin/.
+# Binaries are cached outside the repo, keyed by a hash of those go.mod/go.sum files, so a second run builds nothing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${KPT_CACHE:-$HOME/.cache/kpt}
 key=$(cat "$here"/gobin/*/go.mod "$here"/gobin/*/go.sum "$0" | sha256sum | cut -c1-16)
 out="$cache/gobin-$key"
-want=(etcd kube-apiserver kube-controller-manager kubectl helm)
+want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl helm crictl registry keda-operator keda-adapter)
 missing=0
 for b in "${want[@]}"; do [ -x "$out/$b" ] || missing=1; done
 if [ "$missing" = 0 ]; then echo "$out"; exit 0; fi
@@ -47,6 +48,12 @@ build() { # module-dir output package
 build etcd etcd go.etcd.io/etcd/server/v3
 build k8s kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build k8s kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+build k8s kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+build k8s kubelet k8s.io/kubernetes/cmd/kubelet
 build k8s kubectl k8s.io/kubernetes/cmd/kubectl
 build helm helm helm.sh/helm/v3/cmd/helm
+build cri-tools crictl sigs.k8s.io/cri-tools/cmd/crictl
+build registry registry github.com/distribution/distribution/v3/cmd/registry
+build keda keda-operator github.com/kedacore/keda/v2/cmd/operator
+build keda keda-adapter github.com/kedacore/keda/v2/cmd/adapter
 echo "$out"

@@ -79,6 +79,8 @@ test("the seed README's first manifest gives the documented Deployment", async (
 });
 
 test("the seed README's second manifest: resources overridden, Deployment in another namespace", async () => {
+  // The other namespace accepts triggers from this one (cross-namespace.test.ts: what happens when it does not).
+  await kubectl(['annotate', 'namespace', other, `kubeless.io/accept-triggers-from=${ns}`]);
   await apply(
     trigger('moved', ns, {
       deployment: {

@@ -1,6 +1,7 @@
 // The dispatcher in this process, built exactly as the CLI builds it: env → decodeSettingsEnv → startTrigger.
 
 import { type RunningTrigger, startTrigger, type Tuning } from '../../../src/dispatcher/app.ts';
+import { createFunctionClient } from '../../../src/dispatcher/http.ts';
 import { createLogger } from '../../../src/dispatcher/log.ts';
 import { DispatcherMetrics } from '../../../src/dispatcher/metrics.ts';
 import { connectPulsar } from '../../../src/dispatcher/pulsar-source.ts';
@@ -14,7 +15,13 @@ export function settingsFromEnv(env: Record<string, string>): DispatcherSettings
 
 export function startInProcess(
   env: Record<string, string>,
-  opts: { tuning?: Partial<Tuning>; metrics?: DispatcherMetrics; logLines?: string[] } = {},
+  opts: {
+    tuning?: Partial<Tuning>;
+    metrics?: DispatcherMetrics;
+    logLines?: string[];
+    /** CA certificates the function client trusts (an https function or redirect target with a test CA). */
+    ca?: Buffer;
+  } = {},
 ): { trigger: RunningTrigger; metrics: DispatcherMetrics; settings: DispatcherSettings } {
   const settings = settingsFromEnv(env);
   const metrics = opts.metrics ?? new DispatcherMetrics({ defaultMetrics: false });
@@ -32,6 +39,16 @@ export function startInProcess(
       ? createLogger('debug', { write: (line: string) => void opts.logLines?.push(line) })
       : createLogger(process.env.KPT_TEST_LOG ?? 'silent'),
     tuning,
+    ...(opts.ca
+      ? {
+          fn: createFunctionClient({
+            url: settings.functionUrl,
+            connections: settings.concurrency,
+            timeoutMs: settings.requestTimeoutMs,
+            ca: opts.ca,
+          }),
+        }
+      : {}),
   });
   return { trigger, metrics, settings };
 }

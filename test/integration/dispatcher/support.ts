@@ -12,6 +12,8 @@ export interface Received {
   body: Buffer;
   headers: IncomingHttpHeaders;
   at: number;
+  /** The request's path and query: tells apart dispatchers given different function URLs. */
+  url: string;
 }
 
 /** What the function does with a request: answer, hang, or drop the connection. */
@@ -37,7 +39,12 @@ export class FunctionServer {
         const chunks: Buffer[] = [];
         req.on('data', (c: Buffer) => chunks.push(c));
         req.on('end', () => {
-          const r: Received = { body: Buffer.concat(chunks), headers: req.headers, at: Date.now() };
+          const r: Received = {
+            body: Buffer.concat(chunks),
+            headers: req.headers,
+            at: Date.now(),
+            url: req.url ?? '',
+          };
           fs.received.push(r);
           const reply = fs.reply(r);
           if ('hang' in reply) {

@@ -1,12 +1,13 @@
 // `make demo`, non-interactively: testenv/cli.ts demo with KPT_DEMO_EXIT_AFTER_READY=1 against the test servers
-// (it reuses them through the environment, as `make demo` does when they are given). It must install everything,
-// deliver the sample messages to the sample function, show the trigger table and stop cleanly.
+// and the test node (it reuses them through the environment). It must install the chart (the controller as a pod
+// from the project's image), run the dispatcher pod on the node, deliver the sample messages to the sample
+// function, show the trigger table, print commands that work as pasted into a fresh shell, and stop cleanly.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { kube, pulsarPlain } from '../../support/env.ts';
+import { kube, node, pulsarPlain } from '../../support/env.ts';
 import { randomSuffix, repoRoot } from '../../support/packaging.ts';
 import { runKubectl } from './fixture.ts';
 
@@ -15,6 +16,7 @@ test('make demo runs end to end and stops by itself with KPT_DEMO_EXIT_AFTER_REA
 }, async () => {
   kube();
   pulsarPlain();
+  const n = node();
   const ns = `e2e-demo-${randomSuffix()}`;
   const { code, out } = await new Promise<{ code: number | null; out: string }>((resolve) => {
     const child = spawn(process.execPath, [join(repoRoot, 'testenv', 'cli.ts'), 'demo'], {
@@ -40,12 +42,40 @@ test('make demo runs end to end and stops by itself with KPT_DEMO_EXIT_AFTER_REA
     );
   }
   assert.match(out, /event-namespace: e2e-demo-/);
-  assert.match(out, /^NAME\s+BROKER\s+TOPIC\s+FUNCTION\s+READY\s+AGE$/m);
+  assert.match(out, /^NAME\s+BROKER\s+TOPIC\s+FUNCTION\s+READY\s+BACKLOG\s+OLDEST\s+AGE$/m);
   assert.match(
     out,
-    /^hello\s+pulsar:\/\/\S+\s+persistent:\/\/public\/default\/e2e-demo-\S+\s+http:\/\/127\.0\.0\.1:\d+\s+True\s/m,
+    new RegExp(
+      `^hello\\s+pulsar://${n.ip.replaceAll('.', '\\.')}:\\d+\\s+persistent://public/default/e2e-demo-\\S+\\s+http://${n.ip.replaceAll('.', '\\.')}:\\d+\\s+True\\s`,
+      'm',
+    ),
   );
+  // The controller and the dispatcher ran as pods on the node, from the project's images.
+  assert.match(
+    out,
+    new RegExp(`^kpt-kubeless-pulsar-trigger-\\S+\\s+1/1\\s+Running\\s.*\\s${n.name}\\s`, 'm'),
+  );
+  assert.match(out, new RegExp(`^pod/hello-\\S+\\s+1/1\\s+Running\\s.*\\s${n.name}\\s`, 'm'));
   assert.match(out, /kubectl get pulsartriggers,deployments,pods -n e2e-demo-/);
+  // The publish command it prints works as pasted into a fresh shell (no Node on PATH, another folder).
+  const printed = out.split('\n').find((l) => /examples\/publish\.ts .* "your message"$/.test(l));
+  assert.ok(printed, 'the demo prints a publish command');
+  const pasted = await new Promise<{ code: number | null; text: string }>((resolve) => {
+    const child = spawn('/bin/sh', ['-c', printed.trim()], {
+      cwd: '/',
+      env: { PATH: '/usr/bin:/bin' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => {
+      text += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      text += c.toString();
+    });
+    child.on('exit', (c) => resolve({ code: c, text }));
+  });
+  assert.equal(pasted.code, 0, `${printed}\n${pasted.text}`);
   // It cleaned up after itself: its trigger is gone (its namespace is being deleted with it).
   const left = await runKubectl(kube().kubeconfig, ['get', 'pulsartriggers', '-n', ns, '-o', 'name']).catch(
     () => '',

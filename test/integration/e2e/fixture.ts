@@ -1,10 +1,12 @@
-// The end-to-end fixture: the whole chain on the test servers. Each fixture has its own namespace, the chart's RBAC
-// identity for it (test/support/chart-identity.ts), its own controller process watching only that namespace, its
-// own node agent (testenv/node-agent.ts) serving only that namespace, and function servers (examples/function.ts)
-// on free ports. Everything is stopped by close().
+// The end-to-end fixture: the whole chain on the test servers and the real node (testenv/node.ts). Each fixture
+// has its own namespace for triggers and its own Helm release of the chart in a namespace of its own: the
+// controller runs as a pod from the project's image (`make image`, imported into the node's containerd) under the
+// chart's ServiceAccount, whose token the kubelet mounts; it watches only the fixture's namespace, and the
+// dispatcher pods it creates run as containers from the dispatcher image. Function servers (examples/function.ts)
+// listen on the node's address, where pods reach this machine. Everything is removed by close().
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -13,45 +15,68 @@ import {
   CustomObjectsApi,
   KubeConfig,
   type V1Deployment,
+  type V1Pod,
 } from '@kubernetes/client-node';
 import { type FunctionServer, startFunction } from '../../../examples/function.ts';
 import { PulsarClient } from '../../../src/pulsar/index.ts';
 import { tokenAuth } from '../../../src/pulsar/token.ts';
-import { freePort, type ServiceProcess, sleep, spawnService, tail } from '../../../testenv/lib/proc.ts';
-import { type NodeAgent, startNodeAgent } from '../../../testenv/node-agent.ts';
-import { type ChartIdentity, installChartIdentity } from '../../support/chart-identity.ts';
-import { kube, pulsarPlain, pulsarSecure } from '../../support/env.ts';
-import { randomSuffix, repoRoot } from '../../support/packaging.ts';
+import { mergeValues, nodeChartValues } from '../../../testenv/chart.ts';
+import { sleep } from '../../../testenv/lib/proc.ts';
+import { kube, node, pulsarPlain, pulsarSecure } from '../../support/env.ts';
+import { chartDir, randomSuffix, repoRoot } from '../../support/packaging.ts';
 
 export const GROUP = 'kubeless.io';
 export const VERSION = 'v1';
 export const PLURAL = 'pulsartriggers';
+/** The label every dispatcher pod carries (src/trigger/render.ts). */
+export const DISPATCHER_SELECTOR = 'created-by=kubeless-pulsar-trigger';
+/** The dispatcher's memory limit in the end-to-end tests: what a small cluster would give it. */
+export const DISPATCHER_MEMORY_LIMIT = '128Mi';
 
-export interface Controller {
-  readonly svc: ServiceProcess;
-  readonly port: number;
+/** A dispatcher pod as the kubelet reports it. */
+export interface PodInfo {
+  name: string;
+  uid: string;
+  ip: string | undefined;
+  phase: string | undefined;
+  ready: boolean;
+  terminating: boolean;
+  restarts: number;
+  /** The dispatcher container's runtime id (without the containerd:// prefix), once it started. */
+  containerId: string | undefined;
+  pod: V1Pod;
 }
 
 export interface E2E {
   readonly ns: string;
   readonly suffix: string;
-  readonly identity: ChartIdentity;
-  readonly agent: NodeAgent;
+  /** The Helm release of the chart and its namespace (the controller's Deployment, ServiceAccount, Lease). */
+  readonly release: string;
+  readonly releaseNs: string;
   readonly workDir: string;
   readonly apps: AppsV1Api;
   readonly core: CoreV1Api;
   readonly custom: CustomObjectsApi;
-  controller: Controller | undefined;
-  startController(): Promise<Controller>;
+  /** `helm upgrade --install` of the chart with the project's images; waits until the controller leads. */
+  installController(values?: Record<string, unknown>): Promise<void>;
+  /** The controller's Deployment scaled to 0, waited until its pods are gone. */
   stopController(): Promise<void>;
-  /** A function server on a free port; stopped by close(). */
-  startFunction(name: string): Promise<FunctionServer>;
+  /** The controller's Deployment scaled to 1, waited until its pod is ready (and so leads). */
+  startController(): Promise<void>;
+  /** The ready controller pod. */
+  controllerPod(): Promise<V1Pod | undefined>;
+  /** GET on the ready controller pod's HTTP port (/metrics, /readyz), at its pod IP. */
+  controllerHttp(path: string): Promise<string>;
+  /** Every pod of the trigger's dispatcher Deployment, terminating ones included. */
+  dispatcherPods(trigger: string): Promise<PodInfo[]>;
+  /** A function server on the node's address (where pods reach it); stopped by close(). */
+  startFunction(name: string, opts?: { status?: () => number }): Promise<FunctionServer>;
   kubectl(args: string[], input?: string): Promise<string>;
   /** `kubectl apply -f -` of one object (server-side, as a user would apply a manifest). */
   apply(obj: object): Promise<void>;
   deployment(name: string): Promise<V1Deployment | undefined>;
-  /** What the failing wait should explain: the controller's and the agent's last log lines. */
-  diagnostics(): string;
+  /** What a failing wait should explain: the controller's log, the pods and the namespace's events. */
+  diagnostics(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -61,10 +86,14 @@ export async function applyCrd(kubectl: (args: string[], input?: string) => Prom
   await kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${PLURAL}.${GROUP}`]);
 }
 
-export function runKubectl(kubeconfig: string, args: string[], input?: string): Promise<string> {
-  const kubectl = join(kube().binDir, 'kubectl');
+export function runTool(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  input?: string,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(kubectl, ['--kubeconfig', kubeconfig, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => {
@@ -75,89 +104,153 @@ export function runKubectl(kubeconfig: string, args: string[], input?: string): 
     });
     child.on('error', reject);
     child.on('exit', (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`kubectl ${args.join(' ')}: exit ${code}\n${err}${out}`)),
+      code === 0 ? resolve(out) : reject(new Error(`${file} ${args.join(' ')}: exit ${code}\n${err}${out}`)),
     );
     child.stdin.end(input ?? '');
   });
 }
 
+export function runKubectl(kubeconfig: string, args: string[], input?: string): Promise<string> {
+  return runTool(join(kube().binDir, 'kubectl'), ['--kubeconfig', kubeconfig, ...args], process.env, input);
+}
+
+/** The chart's values for a release on the test node: the fixture's namespace, small requests, debug logs. */
+export function chartValues(watchNamespaces: string[]): Record<string, unknown> {
+  return mergeValues(nodeChartValues({ env: process.env, watchNamespaces }), {
+    dispatcher: {
+      deployment: {
+        resources: {
+          requests: { cpu: '50m', memory: '64Mi' },
+          limits: { cpu: '1', memory: DISPATCHER_MEMORY_LIMIT },
+        },
+      },
+    },
+    // Backlog figures every 2 s instead of 30 s: the tests wait for them.
+    controller: { logLevel: 'debug', backlogInterval: 2 },
+    resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } },
+  });
+}
+
+function podInfo(p: V1Pod): PodInfo {
+  const status = p.status?.containerStatuses?.find((c) => c.name === 'dispatcher');
+  return {
+    name: p.metadata?.name ?? '',
+    uid: p.metadata?.uid ?? '',
+    ip: p.status?.podIP,
+    phase: p.status?.phase,
+    ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true,
+    terminating: p.metadata?.deletionTimestamp !== undefined,
+    restarts: status?.restartCount ?? 0,
+    containerId: status?.containerID?.replace(/^containerd:\/\//, ''),
+    pod: p,
+  };
+}
+
 export async function startE2E(label: string): Promise<E2E> {
   const k = kube();
+  const n = node();
   const suffix = randomSuffix();
   const ns = `e2e-${label}-${suffix}`;
+  const release = `kpt-${label}-${suffix}`;
+  const releaseNs = `e2e-${label}-${suffix}-system`;
   const workDir = mkdtempSync(join(tmpdir(), `kpt-e2e-${label}-`));
+  const helmEnv = {
+    ...process.env,
+    KUBECONFIG: k.kubeconfig,
+    HELM_CONFIG_HOME: join(workDir, 'helm-config'),
+    HELM_CACHE_HOME: join(workDir, 'helm-cache'),
+    HELM_DATA_HOME: join(workDir, 'helm-data'),
+  };
   const kubectl = (args: string[], input?: string) => runKubectl(k.kubeconfig, args, input);
+  const helm = (args: string[]) => runTool(join(k.binDir, 'helm'), args, helmEnv);
   await applyCrd(kubectl);
-  const identity = await installChartIdentity({ watchNamespaces: [ns] });
+  await kubectl(['create', 'namespace', ns]);
   const kc = new KubeConfig();
   kc.loadFromFile(k.kubeconfig);
-  const agentLog: string[] = [];
-  const agent = await startNodeAgent({
-    kubeconfig: k.kubeconfig,
-    namespaces: [ns],
-    logsDir: join(workDir, 'logs'),
-    log: (line) => {
-      agentLog.push(line);
-      if (agentLog.length > 200) agentLog.shift();
-    },
-  });
   const functions: FunctionServer[] = [];
+  const controllerSelector = `app.kubernetes.io/instance=${release},app.kubernetes.io/component=controller`;
 
   const fx: E2E = {
     ns,
     suffix,
-    identity,
-    agent,
+    release,
+    releaseNs,
     workDir,
     apps: kc.makeApiClient(AppsV1Api),
     core: kc.makeApiClient(CoreV1Api),
     custom: kc.makeApiClient(CustomObjectsApi),
-    controller: undefined,
-    async startController() {
-      const port = await freePort();
-      const svc = spawnService(
-        `controller ${ns}`,
-        process.execPath,
-        [
-          join(repoRoot, 'bin', 'kubeless-pulsar-trigger.js'),
-          'controller',
-          '--kubeconfig',
-          identity.kubeconfig,
-          '--namespaces',
-          ns,
-          '--dispatcher-image',
-          'kubeless-pulsar-trigger:e2e',
-          '--leader-election-namespace',
-          identity.namespace,
-          '--leader-election-id',
-          identity.leaseName,
-          '--http-port',
-          String(port),
-          '--http-host',
-          '127.0.0.1',
-          '--log-level',
-          'info',
-        ],
-        { logFile: join(workDir, 'controller.log'), cwd: repoRoot },
-      );
-      fx.controller = { svc, port };
-      await waitUntil(
-        'the controller is ready',
-        async () => {
-          const r = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) });
-          return r.status === 200 && (await r.text()).includes('leader');
-        },
-        60_000,
-        fx,
-      );
-      return fx.controller;
+    async installController(values = {}) {
+      const file = join(workDir, 'values.json');
+      writeFileSync(file, JSON.stringify(chartValues([ns])));
+      const extra = join(workDir, 'values-extra.json');
+      writeFileSync(extra, JSON.stringify(values));
+      await helm([
+        'upgrade',
+        '--install',
+        release,
+        chartDir,
+        '--namespace',
+        releaseNs,
+        '--create-namespace',
+        '--values',
+        file,
+        '--values',
+        extra,
+      ]);
+      await fx.startController();
     },
     async stopController() {
-      await fx.controller?.svc.stop(15_000);
-      fx.controller = undefined;
+      await kubectl(['scale', 'deployment', '-n', releaseNs, '-l', controllerSelector, '--replicas=0']);
+      await waitUntil(
+        'the controller pods are gone',
+        async () =>
+          (await fx.core.listNamespacedPod({ namespace: releaseNs, labelSelector: controllerSelector })).items
+            .length === 0,
+        120_000,
+        fx,
+      );
     },
-    async startFunction(name) {
-      const fn = await startFunction({ port: 0, name, onEvent: () => {} });
+    async startController() {
+      await kubectl(['scale', 'deployment', '-n', releaseNs, '-l', controllerSelector, '--replicas=1']);
+      await waitUntil(
+        'the controller pod is ready and leads',
+        async () => (await fx.controllerHttp('/readyz')).includes('leader'),
+        180_000,
+        fx,
+      );
+    },
+    async controllerPod() {
+      const pods = await fx.core.listNamespacedPod({
+        namespace: releaseNs,
+        labelSelector: controllerSelector,
+      });
+      return pods.items.find(
+        (p) =>
+          !p.metadata?.deletionTimestamp &&
+          p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+      );
+    },
+    async controllerHttp(path) {
+      const pod = await fx.controllerPod();
+      if (!pod?.status?.podIP) throw new Error('no ready controller pod');
+      const r = await fetch(`http://${pod.status.podIP}:8080${path}`, { signal: AbortSignal.timeout(3000) });
+      return r.text();
+    },
+    async dispatcherPods(trigger) {
+      const pods = await fx.core.listNamespacedPod({
+        namespace: ns,
+        labelSelector: `${DISPATCHER_SELECTOR},kubeless.io/trigger-name=${trigger}`,
+      });
+      return pods.items.map(podInfo);
+    },
+    async startFunction(name, opts = {}) {
+      const fn = await startFunction({
+        port: 0,
+        host: n.ip,
+        name,
+        onEvent: () => {},
+        ...(opts.status ? { status: opts.status } : {}),
+      });
       functions.push(fn);
       return fn;
     },
@@ -173,18 +266,39 @@ export async function startE2E(label: string): Promise<E2E> {
         throw e;
       }
     },
-    diagnostics() {
-      const ctl = fx.controller ? tail(fx.controller.svc.logFile, 30) : '(controller not running)';
-      const procs = agent.processes();
-      const dispatcherLogs = procs.map((p) => `--- ${p.key}\n${tail(p.logFile, 15)}`).join('\n');
-      return `\n--- controller log (tail)\n${ctl}\n--- node agent\n${agentLog.slice(-30).join('\n')}\n--- dispatchers\n${dispatcherLogs}`;
+    async diagnostics() {
+      const parts: string[] = [];
+      const grab = async (what: string, args: string[]) => {
+        try {
+          parts.push(`--- ${what}\n${(await kubectl(args)).split('\n').slice(-40).join('\n')}`);
+        } catch (e) {
+          parts.push(`--- ${what}: ${(e as Error).message.split('\n')[0]}`);
+        }
+      };
+      await grab('controller log (tail)', ['logs', '-n', releaseNs, '-l', controllerSelector, '--tail=30']);
+      await grab('pods', ['get', 'pods', '-n', ns, '-o', 'wide']);
+      await grab('events', ['get', 'events', '-n', ns, '--sort-by=.lastTimestamp']);
+      await grab('dispatcher logs (tail)', [
+        'logs',
+        '-n',
+        ns,
+        '-l',
+        DISPATCHER_SELECTOR,
+        '--tail=15',
+        '--prefix',
+      ]);
+      return `\n${parts.join('\n')}`;
     },
     async close() {
-      await fx.stopController();
-      await agent.stop();
       await Promise.all(functions.map((f) => f.close()));
-      await kubectl(['delete', 'namespace', ns, '--ignore-not-found', '--wait=false']).catch(() => undefined);
-      await identity.remove().catch(() => undefined);
+      await helm(['uninstall', release, '--namespace', releaseNs, '--ignore-not-found']).catch(
+        () => undefined,
+      );
+      for (const namespace of [ns, releaseNs]) {
+        await kubectl(['delete', 'namespace', namespace, '--ignore-not-found', '--wait=false']).catch(
+          () => undefined,
+        );
+      }
       if (!process.env.KPT_KEEP_DATA) rmSync(workDir, { recursive: true, force: true });
     },
   };
@@ -209,7 +323,54 @@ export async function waitUntil(
     await sleep(250);
   }
   const why = last instanceof Error ? ` (last error: ${last.message})` : '';
-  throw new Error(`e2e: timed out waiting until ${what}${why}${fx ? fx.diagnostics() : ''}`);
+  throw new Error(`e2e: timed out waiting until ${what}${why}${fx ? await fx.diagnostics() : ''}`);
+}
+
+/** The host pid of a running container's process, from the node's runtime (ctr tasks). */
+export function containerPid(containerId: string): number {
+  const out = execFileSync(
+    'ctr',
+    ['--address', node().containerdAddress, '--namespace', 'k8s.io', 'tasks', 'ls'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  ).toString();
+  for (const line of out.split('\n').slice(1)) {
+    const [task, pid, status] = line.trim().split(/\s+/);
+    if (task === containerId && status === 'RUNNING') return Number(pid);
+  }
+  throw new Error(`container ${containerId} has no running task:\n${out}`);
+}
+
+/**
+ * A container's log as the kubelet keeps it on the node, which is what `kubectl logs` serves: the file the runtime
+ * names for it (`crictl inspect`), its CRI lines (`<time> <stream> <P|F> <text>`, P for a partial line) turned
+ * back into the container's own lines. `kubectl logs` itself cannot be used here: the API server reaches a kubelet
+ * by the node's host name first, and this machine does not resolve the test node's.
+ */
+export function containerLog(containerId: string): string {
+  const crictl = (args: string[]) =>
+    execFileSync(
+      join(kube().binDir, 'crictl'),
+      ['--runtime-endpoint', `unix://${node().containerdAddress}`, ...args],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    ).toString();
+  const info = JSON.parse(crictl(['inspect', containerId])) as { status?: { logPath?: string } };
+  const logPath = info.status?.logPath;
+  if (!logPath) throw new Error(`crictl inspect ${containerId}: no logPath`);
+  const out: string[] = [];
+  let partial = '';
+  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
+    const m = /^\S+ (?:stdout|stderr) ([PF]) ?(.*)$/.exec(line);
+    if (!m) continue;
+    partial += m[2];
+    if (m[1] === 'F') {
+      out.push(partial);
+      partial = '';
+    }
+  }
+  if (partial) out.push(partial);
+  return out.join('\n');
 }
 
 /** Publishes `count` messages with our client; payloads are `${prefix}-${i}`. */
@@ -243,20 +404,24 @@ export function bodies(fn: FunctionServer): string[] {
   return fn.events.map((e) => e.body.toString());
 }
 
-/** The seed README's first example trigger, pointed at a broker, a topic and a function here. */
+/**
+ * The seed README's first example trigger, pointed at a broker (as pods reach it), a topic and a function. The test
+ * broker's admin API is not on the usual port the controller would derive from the broker URL, so it is named.
+ */
 export function readmeTrigger(
   ns: string,
   name: string,
   topic: string,
   functionUrl: string,
-  broker = pulsarPlain().serviceUrl,
+  broker = node().pulsarServiceUrl,
+  adminUrl = node().pulsarAdminUrl,
 ): Record<string, unknown> {
   return {
     apiVersion: 'kubeless.io/v1',
     kind: 'PulsarTrigger',
     metadata: { name, namespace: ns },
     spec: {
-      pulsar: { topic, broker, 'auth-token': 'nnn' },
+      pulsar: { topic, broker, adminUrl, 'auth-token': 'nnn' },
       kubeless: { function: functionUrl },
     },
   };

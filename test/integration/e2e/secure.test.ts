@@ -1,12 +1,12 @@
 // End to end against the secure broker (TLS with its own CA, token authentication and authorization): the token
 // given inline (the controller moves it into a Secret it owns) and by reference to a Secret of the user's; the
-// broker's CA from a Secret and from a ConfigMap, mounted by the node agent as the kubelet would.
+// broker's CA from a Secret and from a ConfigMap, mounted into the dispatcher containers by the kubelet.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { FunctionServer } from '../../../examples/function.ts';
-import { pulsarSecure } from '../../support/env.ts';
+import { node, pulsarSecure } from '../../support/env.ts';
 import { bodies, type E2E, publish, startE2E, waitUntil } from './fixture.ts';
 
 const TIMEOUT = 120_000;
@@ -15,7 +15,7 @@ describe('token-protected topics (secure profile)', { timeout: 600_000 }, () => 
   let fx: E2E;
   before(async () => {
     fx = await startE2E('secure');
-    await fx.startController();
+    await fx.installController();
     const ca = readFileSync(pulsarSecure().caFile, 'utf8');
     await fx.apply({
       apiVersion: 'v1',
@@ -47,7 +47,12 @@ describe('token-protected topics (secure profile)', { timeout: 600_000 }, () => 
       kind: 'PulsarTrigger',
       metadata: { name, namespace: fx.ns },
       spec: {
-        pulsar: { topic, broker: pulsarSecure().serviceUrl, ...pulsar },
+        pulsar: {
+          topic,
+          broker: node().pulsarSecureServiceUrl,
+          adminUrl: node().pulsarSecureAdminUrl,
+          ...pulsar,
+        },
         kubeless: { function: fn.url },
       },
     });

@@ -137,6 +137,8 @@ describe('default values', () => {
     const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     assert.deepEqual(kinds, [
       'ClusterRole/kpt-kubeless-pulsar-trigger-kpt-system',
+      'ClusterRole/kpt-kubeless-pulsar-trigger-kpt-system-edit',
+      'ClusterRole/kpt-kubeless-pulsar-trigger-kpt-system-view',
       'ClusterRoleBinding/kpt-kubeless-pulsar-trigger-kpt-system',
       'Deployment/kpt-kubeless-pulsar-trigger',
       'Role/kpt-kubeless-pulsar-trigger-leader-election',
@@ -188,6 +190,11 @@ describe('default values', () => {
       requests: { cpu: '500m', memory: '512Mi' },
     });
     assert.deepEqual(config.namespaces, []);
+    assert.deepEqual(
+      config.allowCrossNamespace,
+      [],
+      'no namespace accepts triggers from another unless asked',
+    );
     assert.equal(config.timezone, 'UTC');
     assert.equal(config.logLevel, 'info');
     assert.equal(config.httpPort, 8080);
@@ -216,11 +223,15 @@ describe('every value changed (fixtures/full-values.yaml)', () => {
     objs = await render(['--values', fullValues]);
   });
 
-  test('optional objects appear; watched namespaces get Roles and nothing is cluster-wide', () => {
+  test('optional objects appear; watched namespaces get Roles, and cluster-wide only their Namespaces by name', () => {
     const kinds = objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort();
     assert.deepEqual(kinds, [
+      'ClusterRole//my-kpt-kpt-system-namespaces',
+      'ClusterRoleBinding//my-kpt-kpt-system-namespaces',
       'Deployment/kpt-system/my-kpt',
       'PodDisruptionBudget/kpt-system/my-kpt',
+      'PodMonitor/kpt-system/my-kpt-dispatchers',
+      'PrometheusRule/kpt-system/my-kpt',
       'Role/kpt-system/my-kpt-leader-election',
       'Role/team-a/my-kpt',
       'Role/team-b/my-kpt',
@@ -236,7 +247,18 @@ describe('every value changed (fixtures/full-values.yaml)', () => {
       const annotations = (o.metadata as { annotations?: Record<string, string> }).annotations;
       assert.equal(annotations?.owner, 'platform@example.com', `${o.kind} carries commonAnnotations`);
     }
-    for (const rb of objs.filter((o) => o.kind === 'RoleBinding')) {
+    const namespaces = objs.find((o) => o.metadata.name === 'my-kpt-kpt-system-namespaces') as
+      | (Manifest & { rules: unknown })
+      | undefined;
+    assert.deepEqual(namespaces?.rules, [
+      {
+        apiGroups: [''],
+        resources: ['namespaces'],
+        verbs: ['list', 'watch'],
+        resourceNames: ['team-a', 'team-b'],
+      },
+    ]);
+    for (const rb of objs.filter((o) => o.kind === 'RoleBinding' || o.kind === 'ClusterRoleBinding')) {
       assert.deepEqual((rb as { subjects?: unknown }).subjects, [
         { kind: 'ServiceAccount', name: 'kpt-sa', namespace: 'kpt-system' },
       ]);
@@ -281,6 +303,10 @@ describe('every value changed (fixtures/full-values.yaml)', () => {
       requests: { cpu: '250m', memory: '256Mi' },
     });
     assert.deepEqual(config.namespaces, ['team-a', 'team-b']);
+    assert.deepEqual(config.allowCrossNamespace, [
+      { from: 'team-a', to: 'team-b' },
+      { from: '*', to: 'shared' },
+    ]);
     assert.equal(config.timezone, 'America/Sao_Paulo');
     assert.equal(config.logLevel, 'debug');
     assert.equal(config.httpPort, 9090);
@@ -328,6 +354,36 @@ test("a values file written for the seed chart still installs, and the seed's na
   assert.ok(!objs.some((o) => o.kind === 'Ingress' || o.kind === 'HorizontalPodAutoscaler'));
 });
 
+test('rbac.aggregateClusterRoles=false (or rbac.create=false) leaves the user-facing roles out', async () => {
+  const names = (objs: Manifest[]) =>
+    objs.filter((o) => o.kind === 'ClusterRole').map((o) => o.metadata.name);
+  assert.deepEqual(names(await render(['--set', 'rbac.aggregateClusterRoles=false'])), [
+    'kpt-kubeless-pulsar-trigger-kpt-system',
+  ]);
+  assert.deepEqual(names(await render(['--set', 'rbac.create=false'])), []);
+  const labels = (await render([]))
+    .filter((o) => o.kind === 'ClusterRole')
+    .map((o) => [
+      o.metadata.name,
+      Object.keys(o.metadata.labels ?? {})
+        .filter((k) => k.startsWith('rbac.authorization.k8s.io/'))
+        .sort(),
+      (o as Manifest & { rules: { verbs: string[] }[] }).rules.flatMap((r) => r.verbs).sort(),
+    ]);
+  assert.deepEqual(labels.slice(1), [
+    [
+      'kpt-kubeless-pulsar-trigger-kpt-system-edit',
+      ['rbac.authorization.k8s.io/aggregate-to-admin', 'rbac.authorization.k8s.io/aggregate-to-edit'],
+      ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'],
+    ],
+    [
+      'kpt-kubeless-pulsar-trigger-kpt-system-view',
+      ['rbac.authorization.k8s.io/aggregate-to-view'],
+      ['get', 'list', 'watch'],
+    ],
+  ]);
+});
+
 test('a dispatcher tag left empty follows appVersion; a tag on its own is used as given', async () => {
   const objs = await render(['--set', 'dispatcher.deployment.tag=7.7.7', '--set', 'image.tag=']);
   const { c } = deployment(objs);
@@ -345,6 +401,17 @@ test('bad values are refused by the schema, naming the bad value', async () => {
     [['--set', 'controller.logLevel=verbose'], /\/controller\/logLevel': value must be one of/],
     [['--set', 'controller.watchNamespaces={Team_A}'], /\/controller\/watchNamespaces\/0'/],
     [['--set', 'controller.port=80'], /\/controller\/port'/],
+    [
+      [
+        '--set',
+        'controller.allowCrossNamespace[0].from=team-a',
+        '--set',
+        'controller.allowCrossNamespace[0].to=B',
+      ],
+      /\/controller\/allowCrossNamespace\/0\/to'/,
+    ],
+    [['--set', 'controller.allowCrossNamespace[0].from=team-a'], /\/controller\/allowCrossNamespace\/0'/],
+    [['--set', 'rbac.aggregateClusterRoles=maybe'], /\/rbac\/aggregateClusterRoles'/],
     [['--set', 'resources.limits.cpu=lots'], /\/resources\/limits\/cpu'/],
     [['--set', 'dispatcher.deployment.resources.limits.gpu=1'], /additional properties 'gpu' not allowed/],
     [['--set', 'serviceAccount.create=false'], /\/serviceAccount\/name'/],

@@ -82,6 +82,9 @@ describe('make install / make delete', () => {
       .map((d) => d.toJS() as Manifest | null)
       .filter((d): d is Manifest => d !== null);
     assert.deepEqual(objects.map((o) => o.kind).sort(), [
+      // The controller's, and the two aggregated into the built-in edit/admin and view roles.
+      'ClusterRole',
+      'ClusterRole',
       'ClusterRole',
       'ClusterRoleBinding',
       'Deployment',

@@ -1,7 +1,8 @@
 // The chart's RBAC against the real API server: with the identity the chart gives the controller (its
 // ServiceAccount, authenticated by a real token, and also by impersonation from the admin), everything the
 // controller calls is allowed and a sample of what it must not do is refused. Both the cluster-wide mode
-// (ClusterRole) and the watched-namespaces mode (one Role per namespace) are checked.
+// (ClusterRole) and the watched-namespaces mode (one Role per namespace, and a ClusterRole reading only the watched
+// Namespaces by name) are checked.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -50,6 +51,13 @@ function neededIn(ns: string): Check[] {
     { verb: 'get', resource: 'configmaps', namespace: ns },
     ...['create', 'patch'].map((verb) => ({ verb, resource: 'events', namespace: ns })),
     ...['create', 'patch'].map((verb) => ({ verb, resource: 'events.events.k8s.io', namespace: ns })),
+    ...['create', 'patch', 'delete'].flatMap((verb) =>
+      ['scaledobjects.keda.sh', 'triggerauthentications.keda.sh'].map((resource) => ({
+        verb,
+        resource,
+        namespace: ns,
+      })),
+    ),
   ];
 }
 
@@ -91,9 +99,12 @@ function forbiddenEverywhere(id: ChartIdentity, ns: string): Check[] {
     { verb: 'create', resource: 'statefulsets.apps', namespace: ns },
     { verb: 'create', resource: 'roles.rbac.authorization.k8s.io', namespace: ns },
     { verb: 'create', resource: 'rolebindings.rbac.authorization.k8s.io', namespace: ns },
-    // Cluster-scoped writes and privilege escalation.
+    // Cluster-scoped writes and privilege escalation. Namespaces are listed and watched, never got or written.
     { verb: 'create', resource: 'namespaces' },
     { verb: 'delete', resource: 'namespaces' },
+    { verb: 'update', resource: 'namespaces' },
+    { verb: 'patch', resource: 'namespaces' },
+    { verb: 'get', resource: 'namespaces' },
     { verb: 'patch', resource: 'nodes' },
     { verb: 'create', resource: 'clusterroles.rbac.authorization.k8s.io' },
     { verb: 'escalate', resource: 'clusterroles.rbac.authorization.k8s.io' },
@@ -224,6 +235,8 @@ describe('cluster-wide chart RBAC (no watchNamespaces)', () => {
       'core/configmaps:get',
       'core/events:create',
       'core/events:patch',
+      'core/namespaces:list',
+      'core/namespaces:watch',
       'core/secrets:create',
       'core/secrets:delete',
       'core/secrets:get',
@@ -231,6 +244,12 @@ describe('cluster-wide chart RBAC (no watchNamespaces)', () => {
       'core/secrets:update',
       'events.k8s.io/events:create',
       'events.k8s.io/events:patch',
+      'keda.sh/scaledobjects:create',
+      'keda.sh/scaledobjects:delete',
+      'keda.sh/scaledobjects:patch',
+      'keda.sh/triggerauthentications:create',
+      'keda.sh/triggerauthentications:delete',
+      'keda.sh/triggerauthentications:patch',
       'kubeless.io/pulsartriggers/finalizers:update',
       'kubeless.io/pulsartriggers/status:get',
       'kubeless.io/pulsartriggers/status:patch',
@@ -250,6 +269,8 @@ describe('cluster-wide chart RBAC (no watchNamespaces)', () => {
       ...neededForLease(id),
       ...['list', 'watch'].map((verb) => ({ verb, resource: TRIGGERS, namespace: 'ALL' })),
       ...['list', 'watch'].map((verb) => ({ verb, resource: 'deployments.apps', namespace: 'ALL' })),
+      // Namespaces, for their accept-triggers-from annotation (src/controller/placement.ts).
+      ...['list', 'watch'].map((verb) => ({ verb, resource: 'namespaces' })),
     ];
     assertAll(await canI(id, checks), true);
   });
@@ -285,9 +306,10 @@ describe('watched-namespaces chart RBAC (controller.watchNamespaces)', () => {
     await id?.remove();
   });
 
-  test('one Role per watched namespace and nothing cluster-wide', () => {
-    assert.equal(rulesOf(id.manifests, 'ClusterRole').length, 0);
-    assert.equal(rulesOf(id.manifests, 'ClusterRoleBinding').length, 0);
+  test('one Role per watched namespace; cluster-wide only listing and watching the watched Namespaces', () => {
+    assert.deepEqual(rulesOf(id.manifests, 'ClusterRole'), [
+      [{ apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'], resourceNames: watched }],
+    ]);
     const roles = parseAllDocuments(id.manifests)
       .map((d) => d.toJS() as { kind?: string; metadata?: { namespace?: string; name?: string } } | null)
       .filter((d) => d?.kind === 'Role')
@@ -297,7 +319,13 @@ describe('watched-namespaces chart RBAC (controller.watchNamespaces)', () => {
   });
 
   test('everything the controller needs is allowed in each watched namespace', async () => {
-    assertAll(await canI(id, [...watched.flatMap(neededIn), ...neededForLease(id)]), true);
+    // A Namespace by name: the controller lists and watches each watched one with a field selector on its name.
+    const ownNamespace = (ns: string) =>
+      ['list', 'watch'].map((verb) => ({ verb, resource: `namespaces/${ns}` }));
+    assertAll(
+      await canI(id, [...watched.flatMap(neededIn), ...watched.flatMap(ownNamespace), ...neededForLease(id)]),
+      true,
+    );
   });
 
   test('nothing is allowed outside the watched namespaces, nor across all namespaces', async () => {
@@ -313,6 +341,14 @@ describe('watched-namespaces chart RBAC (controller.watchNamespaces)', () => {
       { verb: 'list', resource: 'secrets', namespace: 'ALL' },
       { verb: 'watch', resource: 'secrets', namespace: 'ALL' },
       { verb: 'get', resource: 'configmaps', namespace: 'kube-system' },
+      // Namespaces: not all of them, not another one, and the watched ones not by get.
+      { verb: 'list', resource: 'namespaces' },
+      { verb: 'watch', resource: 'namespaces' },
+      { verb: 'list', resource: `namespaces/${unwatched}` },
+      { verb: 'watch', resource: `namespaces/${unwatched}` },
+      { verb: 'list', resource: 'namespaces/kube-system' },
+      { verb: 'get', resource: `namespaces/${watched[0]}` },
+      { verb: 'patch', resource: `namespaces/${watched[0]}` },
       ...forbiddenEverywhere(id, watched[0]!),
     ];
     assertAll(await canI(id, outside), false);

@@ -41,3 +41,27 @@ test('every bad option is named in one error', () => {
     assert.ok(r.error.message.includes(s), `${s} missing from: ${r.error.message}`);
   }
 });
+
+test('--allow-cross-namespace: SOURCE=TARGET pairs, from the flag or KPT_ALLOW_CROSS_NAMESPACE', () => {
+  const none = parseConfig([], {});
+  assert.ok(none.ok);
+  assert.deepEqual(none.value.allowCrossNamespace, []);
+  const flag = parseConfig(['--allow-cross-namespace=team-a=shared,*=public'], {});
+  assert.ok(flag.ok);
+  assert.deepEqual(flag.value.allowCrossNamespace, [
+    { from: 'team-a', to: 'shared' },
+    { from: '*', to: 'public' },
+  ]);
+  const env = parseConfig([], { KPT_ALLOW_CROSS_NAMESPACE: 'ci=shared' });
+  assert.ok(env.ok);
+  assert.deepEqual(env.value.allowCrossNamespace, [{ from: 'ci', to: 'shared' }]);
+  const bad = parseConfig(['--allow-cross-namespace', 'team-a:shared'], {});
+  assert.equal(bad.ok, false);
+  if (bad.ok) return;
+  assert.equal(bad.error.code, 'E_CONFIG_INVALID');
+  assert.match(
+    bad.error.message,
+    /--allow-cross-namespace \(KPT_ALLOW_CROSS_NAMESPACE\): must be SOURCE=TARGET/,
+  );
+  assert.match(bad.error.message, /team-a:shared/);
+});

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Informer, type Verb } from '../../../src/controller/informer.ts';
-import { trimDeployment } from '../../../src/controller/kube.ts';
+import { trimDeployment, trimNamespace } from '../../../src/controller/kube.ts';
 import { type KubeApi, KubeApiError, type Query } from '../../../src/controller/kubeapi.ts';
+import { ANNOTATION_ACCEPT_FROM } from '../../../src/controller/placement.ts';
 import type { KubeObject } from '../../../src/controller/reconcile.ts';
 
 const dep = (name: string, rv: string, extra: Record<string, unknown> = {}): KubeObject =>
@@ -160,4 +161,51 @@ test('a watch refused with 410 relists; other API errors are reported and retrie
     'watch rv=1 bookmarks=true',
   ]);
   assert.deepEqual(errors, ['watch /x: GET /x: 500 etcd unavailable']);
+});
+
+test('a Namespace informer: the field selector goes to list and watch; only the accept annotation is reported', async () => {
+  const queries: Query[] = [];
+  const ns = (rv: string, annotations: Record<string, string>, labels: Record<string, string> = {}) =>
+    ({ metadata: { name: 'b', resourceVersion: rv, annotations, labels } }) as KubeObject;
+  const changes: string[] = [];
+  let step = 0;
+  const api = {
+    request: async (_m: string, _p: string, options: { query?: Query } = {}) => {
+      queries.push(options.query ?? {});
+      return { metadata: { resourceVersion: '1' }, items: [ns('1', { other: 'x' })] };
+    },
+    watch: async (
+      _p: string,
+      query: Query,
+      onEvent: (e: { type: string; object: unknown }) => void,
+      signal: AbortSignal,
+    ) => {
+      queries.push(query);
+      if (step++ === 0) {
+        onEvent({ type: 'MODIFIED', object: ns('2', { other: 'y' }, { team: 'z' }) }); // nothing of ours changed
+        onEvent({ type: 'MODIFIED', object: ns('3', { other: 'y', [ANNOTATION_ACCEPT_FROM]: 'a' }) });
+        onEvent({ type: 'MODIFIED', object: ns('4', { other: 'y' }) });
+      }
+      return new Promise<void>((_, reject) =>
+        signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true }),
+      );
+    },
+  } as unknown as KubeApi;
+  const inf = new Informer(api, {
+    path: '/api/v1/namespaces',
+    fieldSelector: 'metadata.name=b',
+    trim: trimNamespace,
+    onChange: (o, verb) =>
+      changes.push(`${verb} ${o.metadata?.annotations?.[ANNOTATION_ACCEPT_FROM] ?? '-'}`),
+    onError: () => {},
+  });
+  inf.start();
+  await until(() => changes.length >= 3);
+  await inf.stop();
+  assert.deepEqual(
+    queries.map((q) => q.fieldSelector),
+    ['metadata.name=b', 'metadata.name=b'],
+  );
+  assert.deepEqual(changes, ['add -', 'update a', 'update -']);
+  assert.deepEqual(inf.get('b'), { metadata: { name: 'b', resourceVersion: '4' } });
 });

@@ -41,6 +41,8 @@ describe('run -f', () => {
     assert.ok(r.ok, JSON.stringify(!r.ok && r.issues));
     const [one, two] = r.value;
     assert.equal(one?.authToken, 'inline-token');
+    // No token file: the Deployment's mount (render.ts) does not exist outside a pod.
+    assert.equal(one?.authTokenFile, undefined);
     assert.equal(two?.authToken, undefined);
     assert.equal(one?.subscription, 'one-team');
     assert.equal(one?.topic, 'persistent://public/default/mytopic');

@@ -1,11 +1,13 @@
 // Property tests: random and mutated bytes never crash, hang or throw anything but the decoder's typed error.
+// The last test is a short run of `make fuzz`'s generator (test/support/frame-fuzz.ts): KPT_FUZZ_FRAMES inputs
+// (default 20,000), seed KPT_FUZZ_SEED or a random one, named in a failure so that it can be repeated.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import * as cmds from '../../../src/pulsar/commands.ts';
 import { FrameError } from '../../../src/pulsar/errors.ts';
-import { decodeFrame, encodeCommand, encodePayloadCommand, FrameDecoder } from '../../../src/pulsar/frame.ts';
+import { decodeFrame, FrameDecoder } from '../../../src/pulsar/frame.ts';
 import { parseMessageMetadata, parseSingleMessageMetadata } from '../../../src/pulsar/metadata.ts';
+import { corpus, type FuzzStats, runFuzz, runInput } from '../../support/frame-fuzz.ts';
 
 /** Feeds bytes through the stream decoder and the frame parser; returns how many frames came out. */
 function decodeAll(bytes: Uint8Array, chunk: number): number {
@@ -25,27 +27,8 @@ function decodeAll(bytes: Uint8Array, chunk: number): number {
   return frames;
 }
 
-const valid: Uint8Array[] = [
-  encodeCommand(cmds.flow(7n, 500)),
-  encodeCommand(cmds.lookup('persistent://public/default/x', 3n, true)),
-  Uint8Array.from(
-    Buffer.concat(
-      encodePayloadCommand(
-        cmds.send(1n, 2n, 1),
-        {
-          producerName: 'p',
-          sequenceId: 2n,
-          publishTime: 3n,
-          properties: [{ key: 'a', value: 'b' }],
-          replicateTo: [],
-          encryptionKeys: [],
-          numMessagesInBatch: 2,
-        },
-        Uint8Array.from([0, 0, 0, 2, 0x18, 1, 0x41, 0, 0, 0, 2, 0x18, 0, 0x42]),
-      ),
-    ),
-  ),
-];
+/** The valid frames of the shared fuzz corpus (every command kind, single and batched messages). */
+const valid: Uint8Array[] = corpus().map((seed) => seed.bytes);
 
 test('random bytes: only FrameError, never a crash or hang', () => {
   fc.assert(
@@ -105,4 +88,22 @@ test('metadata readers on random bytes: only FrameError', () => {
 
 test('the valid frames used above do decode', () => {
   for (const f of valid) assert.equal(decodeAll(f, 5), 1);
+  for (const seed of corpus()) {
+    assert.equal(runInput({ recipe: seed.name, bytes: seed.bytes, chunk: 3 }), 'decoded', seed.name);
+  }
+});
+
+test('the fuzz generator of make fuzz, a short run: only decoded frames or expected codes', (t) => {
+  const frames = Number(process.env.KPT_FUZZ_FRAMES ?? 20_000);
+  const seed = Number(process.env.KPT_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 32));
+  const stats: FuzzStats = { ran: 0, results: {} };
+  const finding = runFuzz(seed, 0, frames, stats);
+  t.diagnostic(`seed ${seed}: ${JSON.stringify(stats.results)}`);
+  assert.equal(finding, undefined, `KPT_FUZZ_SEED=${seed} make fuzz reproduces: ${JSON.stringify(finding)}`);
+  assert.equal(stats.ran, frames);
+  assert.ok((stats.results.decoded ?? 0) > 0, 'some inputs decode');
+  assert.ok(
+    Object.keys(stats.results).some((k) => k.startsWith('refused ')),
+    'some inputs are refused with a code',
+  );
 });

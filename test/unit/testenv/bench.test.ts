@@ -58,6 +58,8 @@ test('each benchmark declares the servers it uses; make bench starts only those 
   const declared = Object.fromEntries(benchFiles().map((f) => [f, benchServers(f)]));
   // The Pulsar benchmarks need no API server, the controller's no broker: each runs without the other's idle CPU.
   assert.deepEqual(declared, {
+    'bench/autoscaling.ts': ['pulsar', 'kube', 'node'],
+    'bench/backlog.ts': ['pulsar', 'kube'],
     'bench/client-codecs.ts': ['pulsar'],
     'bench/client.ts': ['pulsar'],
     'bench/controller.ts': ['kube'],

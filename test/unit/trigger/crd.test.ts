@@ -23,7 +23,15 @@ test('the schema is structural: every node has a type, no additionalProperties: 
   const walk = (node: unknown, path: string): void => {
     if (typeof node !== 'object' || node === null) return;
     const n = node as Record<string, unknown>;
-    if (n.type === undefined && !n['x-kubernetes-preserve-unknown-fields']) problems.push(`${path}: no type`);
+    // Structural schemas let x-kubernetes-int-or-string and x-kubernetes-preserve-unknown-fields nodes omit the type.
+    if (
+      n.type === undefined &&
+      !n['x-kubernetes-preserve-unknown-fields'] &&
+      !n['x-kubernetes-int-or-string']
+    )
+      problems.push(`${path}: no type`);
+    if (n['x-kubernetes-int-or-string'] && n.type !== undefined)
+      problems.push(`${path}: int-or-string with a type`);
     if (n.additionalProperties === false) problems.push(`${path}: additionalProperties false`);
     if ('$schema' in n || 'anyOf' in n || 'oneOf' in n) problems.push(`${path}: unsupported keyword`);
     for (const [k, v] of Object.entries((n.properties as Record<string, unknown>) ?? {}))
@@ -47,7 +55,7 @@ test('the seed fields are where the seed had them, spec.deployment keeps unknown
   assert.equal(spec.properties.deployment['x-kubernetes-preserve-unknown-fields'], true);
   assert.deepEqual(
     version.additionalPrinterColumns.map((c: { name: string }) => c.name),
-    ['Broker', 'Topic', 'Function', 'Ready', 'Age'],
+    ['Broker', 'Topic', 'Function', 'Ready', 'Backlog', 'Oldest', 'Age'],
   );
 });
 

@@ -132,6 +132,13 @@ test('a trigger without a token or spec.deployment', () => {
   assert.equal(envOf(r.deployment).PULSAR_TOPIC, 'persistent://public/default/events');
 });
 
+test('the override cannot change what the object is: apiVersion and kind stay apps/v1 Deployment', () => {
+  const r = render(trigger({ deployment: { apiVersion: 'v1', kind: 'Pod', spec: { replicas: 2 } } }));
+  assert.equal(r.deployment.apiVersion, 'apps/v1');
+  assert.equal(r.deployment.kind, 'Deployment');
+  assert.equal((r.deployment.spec as JsonObject).replicas, 2);
+});
+
 test('a full override: replicas, labels, image, extra env, sidecar; trigger vars win on a clash', () => {
   const r = render(
     trigger({
@@ -198,11 +205,14 @@ test('the hash does not depend on the order of keys in spec.deployment or in the
       template: {
         metadata: { labels: { tier: 'edge' } },
         spec: {
+          securityContext: { runAsGroup: 1000, fsGroup: 1000 },
           nodeSelector: { disk: 'ssd', zone: 'a' },
           containers: [
             {
               resources: { limits: { cpu: '2', memory: '2Gi' } },
               env: [{ name: 'EXTRA', value: '1' }],
+              readinessProbe: { timeoutSeconds: 5, periodSeconds: 10 },
+              securityContext: { runAsUser: 1000, readOnlyRootFilesystem: false },
             },
             { name: 'sidecar', image: 'side:1', args: ['--b', '--a'] },
           ],
@@ -260,9 +270,9 @@ test('TLS settings become mounted files', () => {
   const p = pod(r.deployment);
   assert.deepEqual(
     p.volumes.map((v: { name: string }) => v.name),
-    ['pulsar-tls-ca', 'pulsar-tls-client'],
+    ['pulsar-tls-ca', 'pulsar-tls-client', 'pulsar-auth-token'],
   );
-  assert.equal(p.containers[0].volumeMounts.length, 2);
+  assert.equal(p.containers[0].volumeMounts.length, 3);
   assert.match(String(envOf(r.deployment).PULSAR_TLS_CA_FILE), /ca\.crt$/);
   assert.match(String(envOf(r.deployment).PULSAR_TLS_KEY_FILE), /tls\.key$/);
 });
@@ -276,4 +286,186 @@ test('a spec that cannot be rendered is an error value naming the field', () => 
     assert.equal(r.error.code, 'E_TRIGGER_INVALID');
     assert.equal(r.error.issues[0]?.path, 'spec.kubeless.function');
   }
+});
+
+test('the dispatcher pod: probes on the named ops port, non-root, read-only, no service account token', () => {
+  const d = render(trigger({})).deployment;
+  const p = pod(d);
+  const c = p.containers[0];
+  assert.deepEqual(c.ports, [{ name: 'metrics', containerPort: 9102, protocol: 'TCP' }]);
+  assert.deepEqual(c.readinessProbe, {
+    httpGet: { path: '/readyz', port: 'metrics' },
+    periodSeconds: 5,
+    timeoutSeconds: 3,
+    failureThreshold: 3,
+  });
+  assert.deepEqual(c.livenessProbe, {
+    httpGet: { path: '/healthz', port: 'metrics' },
+    periodSeconds: 10,
+    timeoutSeconds: 3,
+    failureThreshold: 3,
+  });
+  assert.equal(c.startupProbe, undefined);
+  assert.deepEqual(c.securityContext, {
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    readOnlyRootFilesystem: true,
+    runAsNonRoot: true,
+    seccompProfile: { type: 'RuntimeDefault' },
+  });
+  // fsGroup because of the token file (the trigger has an inline token); see the token tests below.
+  assert.deepEqual(p.securityContext, {
+    runAsNonRoot: true,
+    runAsUser: 65532,
+    runAsGroup: 65532,
+    fsGroup: 65532,
+    seccompProfile: { type: 'RuntimeDefault' },
+  });
+  assert.equal(p.automountServiceAccountToken, false);
+  // Nothing is written, so no scratch volume (only the token, read-only); and the default rolling update (no
+  // strategy) for a Shared subscription.
+  assert.deepEqual(
+    p.volumes.map((v: { name: string }) => v.name),
+    ['pulsar-auth-token'],
+  );
+  assert.deepEqual(
+    c.volumeMounts.map((m: { readOnly: boolean }) => m.readOnly),
+    [true],
+  );
+  assert.equal((d.spec as JsonObject).strategy, undefined);
+});
+
+test('probes are overridden field by field, and null removes one', () => {
+  const d = render(
+    trigger({
+      deployment: {
+        spec: {
+          template: {
+            spec: {
+              containers: [
+                {
+                  readinessProbe: { periodSeconds: 20, httpGet: { path: '/healthz' } },
+                  livenessProbe: null,
+                  startupProbe: { httpGet: { path: '/healthz', port: 'metrics' }, failureThreshold: 30 },
+                },
+              ],
+            },
+          },
+        },
+      },
+    }),
+  ).deployment;
+  const c = pod(d).containers[0];
+  assert.deepEqual(c.readinessProbe, {
+    httpGet: { path: '/healthz', port: 'metrics' },
+    periodSeconds: 20,
+    timeoutSeconds: 3,
+    failureThreshold: 3,
+  });
+  // A null reaches the API server as null, which it reads as "no probe".
+  assert.equal(c.livenessProbe, null);
+  assert.deepEqual(c.startupProbe, { failureThreshold: 30, httpGet: { path: '/healthz', port: 'metrics' } });
+});
+
+test('a user image can run as root with a writable root filesystem; the rest of the context is kept', () => {
+  const d = render(
+    trigger({
+      deployment: {
+        spec: {
+          template: {
+            spec: {
+              automountServiceAccountToken: true,
+              securityContext: { runAsUser: 0, runAsGroup: 0, runAsNonRoot: false },
+              containers: [
+                {
+                  image: 'mine/dispatcher:root',
+                  securityContext: { runAsNonRoot: false, runAsUser: 0, readOnlyRootFilesystem: false },
+                },
+              ],
+            },
+          },
+        },
+      },
+    }),
+  ).deployment;
+  const p = pod(d);
+  const c = p.containers[0];
+  assert.equal(c.image, 'mine/dispatcher:root');
+  assert.deepEqual(c.securityContext, {
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    readOnlyRootFilesystem: false,
+    runAsNonRoot: false,
+    runAsUser: 0,
+    seccompProfile: { type: 'RuntimeDefault' },
+  });
+  assert.deepEqual(p.securityContext, {
+    runAsNonRoot: false,
+    runAsUser: 0,
+    runAsGroup: 0,
+    fsGroup: 65532,
+    seccompProfile: { type: 'RuntimeDefault' },
+  });
+  assert.equal(p.automountServiceAccountToken, true);
+  // The container's own setting is enough to run the dispatcher as root: it wins over the pod's.
+  const containerOnly = render(
+    trigger({
+      deployment: {
+        spec: {
+          template: { spec: { containers: [{ securityContext: { runAsNonRoot: false, runAsUser: 0 } }] } },
+        },
+      },
+    }),
+  ).deployment;
+  assert.equal(pod(containerOnly).containers[0].securityContext.runAsUser, 0);
+  assert.equal(pod(containerOnly).containers[0].securityContext.runAsNonRoot, false);
+  assert.equal(pod(containerOnly).securityContext.runAsUser, 65532);
+});
+
+test("the probes' named port survives a user's list of ports", () => {
+  const d = render(
+    trigger({
+      deployment: {
+        spec: {
+          template: {
+            spec: {
+              containers: [
+                {
+                  ports: [
+                    { name: 'debug', containerPort: 9229 },
+                    { name: 'metrics', containerPort: 1234 },
+                  ],
+                },
+              ],
+            },
+          },
+        },
+      },
+    }),
+  ).deployment;
+  assert.deepEqual(pod(d).containers[0].ports, [
+    { containerPort: 9229, name: 'debug' },
+    { name: 'metrics', containerPort: 9102, protocol: 'TCP' },
+  ]);
+});
+
+test('an Exclusive subscription recreates its pod instead of a rolling update; spec.deployment may say otherwise', () => {
+  const exclusive = render(trigger({ delivery: { subscriptionType: 'Exclusive' } })).deployment;
+  assert.deepEqual((exclusive.spec as JsonObject).strategy, { type: 'Recreate' });
+  for (const type of ['Failover', 'Key_Shared'] as const) {
+    const other = render(trigger({ delivery: { subscriptionType: type } })).deployment;
+    assert.equal((other.spec as JsonObject).strategy, undefined, type);
+  }
+  const overridden = render(
+    trigger({
+      delivery: { subscriptionType: 'Exclusive' },
+      deployment: {
+        spec: { strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } } },
+      },
+    }),
+  ).deployment;
+  assert.deepEqual((overridden.spec as JsonObject).strategy, {
+    type: 'RollingUpdate',
+    rollingUpdate: { maxSurge: 0, maxUnavailable: 1 },
+  });
 });

@@ -56,7 +56,7 @@ test('defaults: a seed-like environment decodes to the documented defaults', () 
   const s = r.value;
   assert.equal(s.topic, 'persistent://public/default/mytopic');
   assert.equal(s.subscription, 't-ns');
-  assert.equal(s.subscriptionType, 'Shared');
+  assert.equal(s.subscriptionType, 'Key_Shared');
   assert.equal(s.initialPosition, 'Latest');
   assert.equal(s.concurrency, 32);
   assert.equal(s.ordering, 'key');

@@ -67,12 +67,42 @@ app.kubernetes.io/part-of: kubeless-pulsar-trigger
 {{- end -}}
 {{- end -}}
 
+{{/*
+An image reference from a repository and a tag (empty: the chart's appVersion): "repo:tag", or "repo@sha256:..."
+when the tag is a digest (values.schema.json allows both).
+*/}}
+{{- define "kpt.imageRef" -}}
+{{- $tag := default .appVersion .tag -}}
+{{- if hasPrefix "sha256:" $tag -}}
+{{- printf "%s@%s" .repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .repository $tag -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "kpt.controllerImage" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- include "kpt.imageRef" (dict "repository" .Values.image.repository "tag" .Values.image.tag "appVersion" .Chart.AppVersion) -}}
 {{- end -}}
 
 {{- define "kpt.dispatcherImage" -}}
-{{- printf "%s:%s" .Values.dispatcher.deployment.image (default .Chart.AppVersion .Values.dispatcher.deployment.tag) -}}
+{{- include "kpt.imageRef" (dict "repository" .Values.dispatcher.deployment.image "tag" .Values.dispatcher.deployment.tag "appVersion" .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/*
+The labels every dispatcher pod carries whatever its trigger's spec.deployment says (src/trigger/render.ts), and no
+controller pod does: what the PodMonitor selects.
+*/}}
+{{- define "kpt.dispatcherSelectorLabels" -}}
+app.kubernetes.io/name: kubeless-pulsar-trigger
+app.kubernetes.io/component: dispatcher
+app.kubernetes.io/managed-by: kubeless-pulsar-trigger
+{{- end -}}
+
+{{/* A PromQL label matcher on the watched namespaces (namespace=~"a|b"), or nothing when every one is watched. */}}
+{{- define "kpt.namespaceMatcher" -}}
+{{- with (.Values.controller.watchNamespaces | uniq) -}}
+namespace=~"{{ join "|" . }}"
+{{- end -}}
 {{- end -}}
 
 {{- define "kpt.leaseName" -}}
@@ -96,6 +126,8 @@ What the controller calls in the namespaces it watches (src/controller/kube.ts, 
   default ClusterRole. Set controller.watchNamespaces to confine it (and everything else) to those namespaces.
 - ConfigMaps: get only, to check that a trigger's TLS CA ConfigMap exists.
 - Events: reported on triggers (core; events.k8s.io for newer recorders).
+- KEDA's ScaledObjects and TriggerAuthentications (spec.autoscaling): written with server-side apply (create and
+  patch) and deleted when autoscaling is turned off; never read or listed. Granted whether or not KEDA is installed.
 */}}
 {{- define "kpt.watchedNamespaceRules" -}}
 - apiGroups: ["kubeless.io"]
@@ -122,4 +154,19 @@ What the controller calls in the namespaces it watches (src/controller/kube.ts, 
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects", "triggerauthentications"]
+  verbs: ["create", "patch", "delete"]
+{{- end -}}
+
+
+{{/*
+Namespaces: read for the kubeless.io/accept-triggers-from annotation, with which a namespace accepts Deployments of
+triggers in other namespaces (src/controller/placement.ts). The controller lists and watches them (an informer) and
+never gets one by name, so get is not granted; it never writes one.
+*/}}
+{{- define "kpt.namespaceRule" -}}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
 {{- end -}}
