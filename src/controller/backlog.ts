@@ -12,6 +12,8 @@ export interface BacklogFigures {
   backlog: number;
   msgRateOut: number;
   consumers: number;
+  /** Partitions of the topic (0: not partitioned, or not there yet). */
+  partitions?: number | undefined;
   /** Publish time (RFC 3339) of the oldest message in the backlog; undefined when it is empty. */
   oldestPublishTime?: string | undefined;
   /** Messages on the dead-letter topic; undefined when the trigger has none. */
@@ -143,6 +145,7 @@ export function sameFigures(a: BacklogFigures, b: BacklogFigures): boolean {
     a.backlog === b.backlog &&
     a.msgRateOut === b.msgRateOut &&
     a.consumers === b.consumers &&
+    a.partitions === b.partitions &&
     a.oldestPublishTime === b.oldestPublishTime &&
     a.deadLettered === b.deadLettered
   );

@@ -15,6 +15,7 @@ import {
   LABEL_TRIGGER_UID,
   type RenderConfig,
   type Rendered,
+  type RenderFacts,
   renderTrigger,
   tokenSecretName,
 } from '../trigger/render.ts';
@@ -139,7 +140,7 @@ export type SubscriptionTarget = Pick<Rendered, 'adminUrl' | 'settings' | 'names
 /** The trigger's subscription, owned by the trigger: created with it, and removed with it when asked to. */
 export interface SubscriptionPort {
   /** Creates the subscription at the trigger's initial position when it does not exist; an existing one stays. */
-  ensure(trigger: KubeObject, target: SubscriptionTarget): Promise<AdminOutcome>;
+  ensure(trigger: KubeObject, target: SubscriptionTarget): Promise<AdminOutcome & { partitions?: number }>;
   /** Consumers attached now (dispatchers still running keep it in use). */
   consumers(trigger: KubeObject, target: SubscriptionTarget): Promise<AdminOutcome & { consumers?: number }>;
   /** Deletes the subscription (gone already is success). */
@@ -333,7 +334,9 @@ export class Reconciler {
   private readonly plans = new Map<string, { uid: string; generation: number; plan: Plan }>();
   /** Subscriptions known to exist, by trigger key: `uid generation` of the spec they were made for. */
   private readonly ensured = new Map<string, string>();
-  /** KEDA objects applied, by trigger key: `uid generation` of the spec they were applied for. */
+  /** Partitions of each trigger's topic as its subscription was made (the backlog figures keep it current). */
+  private readonly partitions = new Map<string, number>();
+  /** KEDA objects applied, by trigger key: `uid generation partitioned` they were applied for. */
   private readonly kedaApplied = new Map<string, { stamp: string; autoscaled: boolean }>();
   /** Failed Pulsar admin calls in a row, by trigger key (the retry doubles with each). */
   private readonly adminFailures = new Map<string, number>();
@@ -535,6 +538,13 @@ export class Reconciler {
     return { ok: true, value: { ...plan, objects } };
   }
 
+  /** The trigger's objects rendered with facts beyond the spec (its plan's own objects when none apply). */
+  private renderWith(trigger: KubeObject, facts: RenderFacts, r: Planned): Rendered {
+    const out = renderTrigger(trigger as unknown as PulsarTrigger, this.d.render, facts);
+    // The plan rendered the same spec without error; facts change only the KEDA objects.
+    return out.ok ? out.value : r.objects();
+  }
+
   private async sync(trigger: KubeObject): Promise<Outcome> {
     const actions: string[] = [];
     const meta = trigger.metadata!;
@@ -658,10 +668,14 @@ export class Reconciler {
     const kube = this.d.kube;
     if (!kube.applyKedaObject || !kube.deleteKedaObject) return undefined;
     const key = keyOf(trigger);
-    const stamp = `${trigger.metadata?.uid} ${trigger.metadata?.generation}`;
+    // KEDA's scaler reads another endpoint for a partitioned topic and cannot tell on its own: the latest figures
+    // say, else what the subscription's creation found.
+    const partitions = this.d.backlog?.figures(key)?.figures.partitions ?? this.partitions.get(key) ?? 0;
+    const partitioned = partitions > 0;
+    const stamp = `${trigger.metadata?.uid} ${trigger.metadata?.generation} ${partitioned}`;
     const known = this.kedaApplied.get(key);
     if (known?.stamp === stamp) return undefined;
-    const o = r.objects();
+    const o = partitioned ? this.renderWith(trigger, { partitionedTopic: true }, r) : r.objects();
     if (o.scaledObject) {
       try {
         if (o.triggerAuthentication) await kube.applyKedaObject(o.triggerAuthentication);
@@ -700,6 +714,7 @@ export class Reconciler {
     const outcome = await port.ensure(trigger, r.objects());
     if (outcome.ok) {
       this.ensured.set(key, stamp);
+      if (outcome.partitions !== undefined) this.partitions.set(key, outcome.partitions);
       this.adminFailures.delete(key);
       actions.push(`ensure subscription ${r.objects().settings.subscription}`);
     }
@@ -740,6 +755,7 @@ export class Reconciler {
 
   private forgetSubscription(key: string): void {
     this.ensured.delete(key);
+    this.partitions.delete(key);
     this.kedaApplied.delete(key);
     this.adminFailures.delete(key);
     this.d.backlog?.untrack(key);

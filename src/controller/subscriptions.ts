@@ -50,10 +50,11 @@ export class TriggerSubscriptions implements SubscriptionPort {
     this.o = options;
   }
 
-  async ensure(trigger: KubeObject, r: AdminTarget): Promise<AdminOutcome> {
+  async ensure(trigger: KubeObject, r: AdminTarget): Promise<AdminOutcome & { partitions?: number }> {
     return this.call('ensure', trigger, r, async (admin) => {
       await admin.createSubscription(r.settings.topic, r.settings.subscription, r.settings.initialPosition);
-      return { ok: true };
+      // Whether the topic is partitioned (KEDA's scaler needs to be told); the figures keep it current after.
+      return { ok: true, partitions: await admin.partitions(r.settings.topic) };
     });
   }
 
@@ -98,6 +99,7 @@ export class TriggerSubscriptions implements SubscriptionPort {
       // Tenths: the broker's rate moves in its last digits on every read, which would be a status write each time.
       msgRateOut: Math.round((s.exists ? s.msgRateOut : 0) * 10) / 10,
       consumers: s.exists ? s.consumers : 0,
+      partitions: s.partitions,
       oldestPublishTime:
         s.oldestBacklogPublishTime === undefined
           ? undefined

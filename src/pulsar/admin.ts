@@ -15,6 +15,8 @@
 //  - stats:   GET .../stats[?getEarliestTimeInBacklog=true] (non-partitioned) or
 //             GET .../partitioned-stats?perPartition={false|true}[&getEarliestTimeInBacklog=true]; see below.
 //  - entries: GET .../internalStats (numberOfEntries) or .../partitioned-internalStats.
+//  - partitions: GET .../partitions ({"partitions":N}; 0 for a non-partitioned topic and for one that does not
+//             exist, which the call does not create).
 //
 // Names in paths: tenant and namespace are percent-encoded once; the topic's local name and the subscription twice,
 // because the broker decodes those path segments twice (the servlet, then TopicName / the subscription handler):
@@ -382,6 +384,31 @@ export class PulsarAdmin {
       );
     }
     throw this.#statusError('PUT', r, t.full);
+  }
+
+  /**
+   * Partitions of the topic from its partitioned metadata (GET .../partitions): 0 for a non-partitioned topic or
+   * one the broker does not know (the call asks for metadata only; it creates nothing). A partition
+   * (name-partition-N) is a topic of its own: 0, no call. Remembered for the stats calls, which then ask the right
+   * kind first.
+   */
+  async partitions(topic: string): Promise<number> {
+    const t = adminTopic(topic);
+    if (t.partitionIndex >= 0) return 0;
+    const r = await this.#call('GET', adminTopicPath(t, 'partitions'));
+    if (r.status !== 200) throw this.#statusError('GET', r, t.full);
+    const body = this.#json(r, t.full) as { partitions?: unknown } | null;
+    const n = body?.partitions;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
+      throw new AdminBadResponseError(`Pulsar admin GET ${r.url}: the answer has no partition count`, {
+        method: 'GET',
+        url: r.url,
+        status: r.status,
+        topic: t.full,
+      });
+    }
+    this.#remember(t.full, n > 0 ? 'partitioned' : 'single');
+    return n;
   }
 
   /**

@@ -2,13 +2,18 @@
 // kube-controller-manager reading KEDA's external metric through the aggregation layer), on the real node: a trigger
 // with spec.autoscaling and minReplicas 0 has no dispatcher pod while idle; a backlog brings it to one (KEDA) and,
 // above backlogPerReplica × 2, to more (the HPA); every message reaches the function, counted by message id; once
-// the backlog is drained and the cooldown passed it is back at 0; what is published while at 0 is delivered.
+// the backlog is drained and the cooldown passed it is back at 0; what is published while at 0 is delivered. The
+// messages are keyed and batched by key, and each key reaches the function in order through every scaling step
+// (Key_Shared, the subscription type of the default ordering). A partitioned topic scales the same way: the
+// controller tells KEDA it is partitioned.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FunctionServer } from '../../../examples/function.ts';
-import { node } from '../../support/env.ts';
-import { bodies, type E2E, publish, readmeTrigger, startE2E, waitUntil } from './fixture.ts';
+import { node, pulsarPlain } from '../../support/env.ts';
+import { createPartitionedTopic } from '../pulsar/prod-helpers.ts';
+import { bodies, type E2E, readmeTrigger, startE2E, waitUntil } from './fixture.ts';
+import { arrivals, orderReport, publishKeyed } from './keys.ts';
 
 const TIMEOUT = 240_000;
 
@@ -32,11 +37,21 @@ describe('autoscaling on the backlog with KEDA', { timeout: 1_200_000 }, () => {
     await fx?.close();
   });
 
-  const replicas = async () => (await fx.deployment(name))?.spec?.replicas;
-  const runningPods = async () =>
-    (await fx.dispatcherPods(name)).filter((p) => !p.terminating && p.phase === 'Running').length;
+  const replicas = async (of = name) => (await fx.deployment(of))?.spec?.replicas;
+  const runningPods = async (of = name) =>
+    (await fx.dispatcherPods(of)).filter((p) => !p.terminating && p.phase === 'Running').length;
+  type ScaledObject = { spec: { triggers: { type: string; metadata: Record<string, string> }[] } };
+  const scaledObject = async (of: string): Promise<ScaledObject | undefined> => {
+    try {
+      return JSON.parse(
+        await fx.kubectl(['get', 'scaledobject', of, '-n', fx.ns, '-o', 'json']),
+      ) as ScaledObject;
+    } catch {
+      return undefined;
+    }
+  };
 
-  test('idle at 0, scaled out on a backlog, every message delivered, back at 0, and from 0 again', async () => {
+  test('idle at 0, scaled out on a backlog, every message delivered in order per key, back at 0, and from 0 again', async (ctx) => {
     const t = readmeTrigger(fx.ns, name, topic, fn.url) as { spec: Record<string, unknown> };
     t.spec.autoscaling = {
       minReplicas: 0,
@@ -49,11 +64,11 @@ describe('autoscaling on the backlog with KEDA', { timeout: 1_200_000 }, () => {
     // A quick retry, so that refused messages come back soon once the function accepts them.
     t.spec.delivery = { retry: { initialBackoff: '1s', maxBackoff: '2s' } };
     await fx.apply(t);
-    let so: { spec: { triggers: { type: string; metadata: Record<string, string> }[] } } | undefined;
+    let so: ScaledObject | undefined;
     await waitUntil(
       'the controller wrote the ScaledObject',
       async () => {
-        so = JSON.parse(await fx.kubectl(['get', 'scaledobject', name, '-n', fx.ns, '-o', 'json']));
+        so = await scaledObject(name);
         return so !== undefined;
       },
       TIMEOUT,
@@ -70,8 +85,9 @@ describe('autoscaling on the backlog with KEDA', { timeout: 1_200_000 }, () => {
       fx,
     );
 
-    // 40 messages while nothing runs: the subscription (the controller's) keeps them.
-    const first = await publish(topic, 40, 'burst');
+    // 48 messages while nothing runs, 6 for each of 8 keys: the subscription (the controller's) keeps them.
+    const keys = Array.from({ length: 8 }, (_, i) => `burst-${i}`);
+    const first = await publishKeyed(topic, keys, 6);
     await waitUntil(
       'KEDA started a dispatcher for the backlog',
       async () => (await runningPods()) >= 1,
@@ -99,10 +115,21 @@ describe('autoscaling on the backlog with KEDA', { timeout: 1_200_000 }, () => {
     );
 
     // Published while at 0: delivered once KEDA brings a dispatcher back.
-    const second = await publish(topic, 5, 'from-zero');
-    await waitUntil('delivered from 0', () => second.every((p) => bodies(fn).includes(p)), TIMEOUT, fx);
+    const second = await publishKeyed(
+      topic,
+      keys.map((k) => `again-${k}`),
+      2,
+    );
+    const third = await publishKeyed(topic, ['from-zero'], 5);
+    const all = [...first, ...second, ...third];
+    await waitUntil('delivered from 0', () => all.every((p) => bodies(fn).includes(p)), TIMEOUT, fx);
     const delivered = new Set(bodies(fn));
-    for (const p of [...first, ...second]) assert.ok(delivered.has(p), `${p} delivered`);
+    for (const p of all) assert.ok(delivered.has(p), `${p} delivered`);
+    // Every attempt counts, the refused ones too: a key's next message never went out before the one before it.
+    const report = orderReport(arrivals(fn, topic));
+    ctx.diagnostic(`0 → N → 0 → 1: ${JSON.stringify({ published: all.length, ...report })}`);
+    assert.equal(report.delivered, all.length);
+    assert.equal(report.late, 0, 'no key out of order');
     const ready = JSON.parse(await fx.kubectl(['get', 'pulsartrigger', name, '-n', fx.ns, '-o', 'json'])) as {
       status?: { conditions?: { type: string; reason?: string }[] };
     };
@@ -110,5 +137,38 @@ describe('autoscaling on the backlog with KEDA', { timeout: 1_200_000 }, () => {
       ready.status?.conditions?.find((c) => c.type === 'Ready')?.reason,
       'AutoscalerNotInstalled',
     );
+  });
+
+  test('a partitioned topic: the ScaledObject says so, KEDA starts a dispatcher from 0, every message delivered', async () => {
+    accepting = true;
+    const part = 'scaled-part';
+    const partTopic = await createPartitionedTopic(pulsarPlain().adminUrl, `e2e-keda-part-${fx.suffix}`, 3);
+    const t = readmeTrigger(fx.ns, part, partTopic, fn.url) as { spec: Record<string, unknown> };
+    t.spec.autoscaling = { minReplicas: 0, maxReplicas: 2, pollingInterval: '5s', cooldownPeriod: '10s' };
+    await fx.apply(t);
+    await waitUntil(
+      'the ScaledObject names the topic partitioned',
+      async () => (await scaledObject(part))?.spec.triggers[0]?.metadata.isPartitionedTopic === 'true',
+      TIMEOUT,
+      fx,
+    );
+    await waitUntil(
+      'KEDA scaled the idle trigger to 0',
+      async () => (await replicas(part)) === 0,
+      TIMEOUT,
+      fx,
+    );
+    // Told the wrong kind, KEDA's scaler would read a stats endpoint that answers 404, and never leave 0.
+    const sent = await publishKeyed(
+      partTopic,
+      Array.from({ length: 6 }, (_, i) => `part-${i}`),
+      3,
+    );
+    await waitUntil('KEDA started a dispatcher', async () => (await runningPods(part)) >= 1, TIMEOUT, fx);
+    await waitUntil('every message delivered', () => sent.every((p) => bodies(fn).includes(p)), TIMEOUT, fx);
+    const report = orderReport(arrivals(fn, partTopic));
+    assert.equal(report.delivered, sent.length);
+    assert.equal(report.late, 0, 'no key out of order');
+    await waitUntil('back at 0 once drained', async () => (await replicas(part)) === 0, TIMEOUT, fx);
   });
 });

@@ -8,105 +8,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FunctionServer } from '../../../examples/function.ts';
-import { PulsarClient } from '../../../src/pulsar/index.ts';
-import { sleep } from '../../../testenv/lib/proc.ts';
-import { node, pulsarPlain } from '../../support/env.ts';
+import { node } from '../../support/env.ts';
 import { type E2E, startE2E, waitUntil } from './fixture.ts';
+import { arrivals, keyStream, orderReport, subscriptionStats } from './keys.ts';
 
 const TIMEOUT = 180_000;
-
-interface SubscriptionStats {
-  type?: string;
-  consumers?: { msgOutCounter: number }[];
-}
-
-/** The broker's view of a subscription (admin REST API). */
-async function subscriptionStats(
-  topic: string,
-  subscription: string,
-): Promise<SubscriptionStats | undefined> {
-  const r = await fetch(`${pulsarPlain().adminUrl}/admin/v2/${topic.replace('://', '/')}/stats`);
-  const stats = (await r.json()) as { subscriptions?: Record<string, SubscriptionStats> };
-  return stats.subscriptions?.[subscription];
-}
-
-/** The function's deliveries of a topic: message id, key and number ("<key>/<n>"). */
-function arrivals(fn: FunctionServer, topic: string): { id: string; key: string; n: number }[] {
-  return fn.events
-    .filter((e) => e.headers['event-topic'] === topic)
-    .map((e) => {
-      const [key, n] = e.body.toString().split('/') as [string, string];
-      return { id: String(e.headers['event-id']), key, n: Number(n) };
-    });
-}
-
-/**
- * Per key, in arrival order: `late` counts messages that first arrived after a later message of their key. None
- * late and all delivered: every key arrived in its production order. `repeats` are redeliveries (at least once).
- */
-function orderReport(seen: { key: string; n: number }[]) {
-  const highest = new Map<string, number>();
-  const distinct = new Set<string>();
-  let late = 0;
-  let repeats = 0;
-  for (const { key, n } of seen) {
-    const id = `${key}/${n}`;
-    if (distinct.has(id)) {
-      repeats++;
-      continue;
-    }
-    distinct.add(id);
-    const top = highest.get(key) ?? -1;
-    if (n < top) late++;
-    highest.set(key, Math.max(top, n));
-  }
-  return { delivered: distinct.size, late, repeats };
-}
-
-/**
- * Publishes rounds of `perRound` messages for each key, the keys interleaved, each round sent at once through a
- * producer that batches by key (the way Key_Shared needs), a short pause between rounds, until stop() (then the
- * round under way is finished). Counts per key continue across rounds.
- */
-function keyStream(topic: string, keys: string[], perRound: number) {
-  let stopping = false;
-  let sent = 0;
-  let unbatched = 0;
-  const next = new Map<string, number>();
-  const done = (async () => {
-    const client = new PulsarClient({ serviceUrl: pulsarPlain().serviceUrl });
-    try {
-      const producer = await client.createProducer({ topic, batchingByKey: true, batchingMaxMessages: 20 });
-      while (!stopping) {
-        const sends = [];
-        for (let i = 0; i < perRound; i++) {
-          for (const key of keys) {
-            const n = next.get(key) ?? 0;
-            next.set(key, n + 1);
-            sends.push(producer.send({ payload: Buffer.from(`${key}/${n}`), key }));
-          }
-        }
-        const ids = await Promise.all(sends);
-        unbatched += ids.filter((id) => id.batchIndex < 0).length;
-        sent += ids.length;
-        // Pacing, so that the stream lasts through the scaling steps.
-        await sleep(25);
-      }
-      await producer.close();
-    } finally {
-      await client.close();
-    }
-  })();
-  return {
-    sent: () => sent,
-    unbatched: () => unbatched,
-    async stop(): Promise<number> {
-      stopping = true;
-      await done;
-      return sent;
-    },
-  };
-}
 
 describe('order survives scaling out', { timeout: 900_000 }, () => {
   let fx: E2E;

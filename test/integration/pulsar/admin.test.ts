@@ -185,6 +185,11 @@ test('oldest publish time: the first message behind, then the next once it is ac
 test('a partitioned topic (4 partitions): created on every partition, backlogs summed, oldest over partitions', async () => {
   const admin = plainAdmin();
   const topic = await createPartitionedTopic(plain.adminUrl, uniqueName('admin-part'), 4);
+  assert.equal(await admin.partitions(topic), 4);
+  assert.equal(await admin.partitions(`${topic}-partition-2`), 0, 'a partition is a topic of its own');
+  const missing = `persistent://public/default/${uniqueName('admin-nothing')}`;
+  assert.equal(await admin.partitions(missing), 0);
+  assert.equal((await admin.subscriptionStats(missing, 'sub')).topicExists, false, 'asking created nothing');
   await publish(topic, 8);
   const published = await readAll(topic, 8);
   const onPartition1 = published.filter((m) => m.topic.endsWith('-partition-1')).length;

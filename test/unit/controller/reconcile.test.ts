@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { BacklogFigures } from '../../../src/controller/backlog.ts';
 import { ANNOTATION_ACCEPT_FROM, type CrossNamespaceGrant } from '../../../src/controller/placement.ts';
 import {
   ADMIN_RETRY_MIN_MS,
@@ -582,10 +583,11 @@ function fakeAdmin() {
   const calls: string[] = [];
   let answer: AdminOutcome = { ok: true };
   let consumers = 0;
+  let partitions = 0;
   const port: SubscriptionPort = {
     ensure: async (_t, { settings: s }) => {
       calls.push(`ensure ${s.topic} ${s.subscription} ${s.initialPosition}`);
-      return answer;
+      return answer.ok ? { ok: true, partitions } : answer;
     },
     consumers: async () => {
       calls.push('consumers');
@@ -607,6 +609,9 @@ function fakeAdmin() {
     },
     setConsumers(n: number) {
       consumers = n;
+    },
+    setPartitions(n: number) {
+      partitions = n;
     },
   };
 }
@@ -760,6 +765,34 @@ test('autoscaling: the ScaledObject and TriggerAuthentication are applied once p
   await w.r.reconcile('ns1/a');
   assert.deepEqual([...keda.keys()], []);
   assert.equal(w.deployments.get('a', 'ns1')!.spec.replicas, 1);
+});
+
+test('autoscaling on a partitioned topic: the ScaledObject says so, from the subscription made and then from the figures', async () => {
+  const admin = fakeAdmin();
+  admin.setPartitions(3);
+  let figures: BacklogFigures | undefined;
+  const backlog = {
+    track: () => {},
+    untrack: () => {},
+    figures: () => (figures ? { figures, at: 0 } : undefined),
+  };
+  const w = world(undefined, [], { subscriptions: admin.port, backlog });
+  const keda = withKeda(w);
+  w.triggers.put(trigger('a', { autoscaling: { minReplicas: 0 } }));
+  const partitionedFlag = () =>
+    (keda.get('ScaledObject/ns1/a')!.spec as { triggers: { metadata: JsonObject }[] }).triggers[0]!.metadata
+      .isPartitionedTopic;
+  await w.r.reconcile('ns1/a');
+  assert.equal(partitionedFlag(), 'true', 'known when the subscription was made');
+  // The topic re-created without partitions: the figures say so, and the ScaledObject follows.
+  figures = { backlog: 0, msgRateOut: 0, consumers: 0, partitions: 0 };
+  const before = w.writes.length;
+  await w.r.reconcile('ns1/a');
+  assert.equal(partitionedFlag(), 'false');
+  assert.ok(w.writes.slice(before).includes('apply ScaledObject'));
+  const after = w.writes.length;
+  await w.r.reconcile('ns1/a');
+  assert.ok(!w.writes.slice(after).includes('apply ScaledObject'), 'unchanged: not applied again');
 });
 
 test('autoscaling without KEDA: Ready=False AutoscalerNotInstalled, the Deployment runs at minReplicas', async () => {
