@@ -15,7 +15,7 @@
 //  - stats:   GET .../stats[?getEarliestTimeInBacklog=true] (non-partitioned) or
 //             GET .../partitioned-stats?perPartition={false|true}[&getEarliestTimeInBacklog=true]; see below.
 //  - entries: GET .../internalStats (numberOfEntries) or .../partitioned-internalStats.
-//  - partitions: GET .../partitions ({"partitions":N}; 0 for a non-partitioned topic and for one that does not
+//  - partitions: GET .../partitions ({"partitions":N}; 0 for a non-partitioned topic; 404 for one that does not
 //             exist, which the call does not create).
 //
 // Names in paths: tenant and namespace are percent-encoded once; the topic's local name and the subscription twice,
@@ -396,6 +396,8 @@ export class PulsarAdmin {
     const t = adminTopic(topic);
     if (t.partitionIndex >= 0) return 0;
     const r = await this.#call('GET', adminTopicPath(t, 'partitions'));
+    // Pulsar 4 answers 404 for a topic it does not know (older brokers: 0 partitions).
+    if (r.status === 404) return 0;
     if (r.status !== 200) throw this.#statusError('GET', r, t.full);
     const body = this.#json(r, t.full) as { partitions?: unknown } | null;
     const n = body?.partitions;

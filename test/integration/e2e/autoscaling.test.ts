@@ -158,6 +158,13 @@ describe('autoscaling on the backlog with KEDA', { timeout: 1_200_000 }, () => {
       TIMEOUT,
       fx,
     );
+    // A pod still draining would take the messages itself, and KEDA would rightly see no backlog.
+    await waitUntil(
+      'no dispatcher pod left',
+      async () => (await fx.dispatcherPods(part)).length === 0,
+      TIMEOUT,
+      fx,
+    );
     // Told the wrong kind, KEDA's scaler would read a stats endpoint that answers 404, and never leave 0.
     const sent = await publishKeyed(
       partTopic,

@@ -21,10 +21,15 @@ export async function subscriptionStats(
   return stats.subscriptions?.[subscription];
 }
 
-/** The function's deliveries of a topic: message id, key and number ("<key>/<n>"). */
+/**
+ * The function's deliveries of a topic (of its partitions, for a partitioned topic: event-topic names the
+ * partition): message id, key and number ("<key>/<n>").
+ */
 export function arrivals(fn: FunctionServer, topic: string): { id: string; key: string; n: number }[] {
+  const ofTopic = (t: unknown) =>
+    t === topic || (typeof t === 'string' && t.startsWith(`${topic}-partition-`));
   return fn.events
-    .filter((e) => e.headers['event-topic'] === topic)
+    .filter((e) => ofTopic(e.headers['event-topic']))
     .map((e) => {
       const [key, n] = e.body.toString().split('/') as [string, string];
       return { id: String(e.headers['event-id']), key, n: Number(n) };
