@@ -6,12 +6,14 @@
 //
 // Protocol, over the IPC channel: the parent sends {kubeconfig, namespace, n, workers, image}; the child renders the
 // bodies and answers {ready: true}; the parent waits for a quiet machine and sends {go: true}; the child creates the
-// n Deployments, `workers` in flight, and answers {seconds, replies, cpuSeconds} (the time of each reply from the first
+// n Deployments, `workers` in flight (with `adminUrl`, each beside its subscription made through the Pulsar admin
+// API, as the controller with --pulsar-admin does), and answers {seconds, replies, cpuSeconds} (the time of each reply from the first
 // request, in ms; its own CPU over that time), then exits.
 
 import '../src/cli/controller-tiering.ts';
 import { paths } from '../src/controller/kube.ts';
 import { KubeApi, loadKubeconfigFile } from '../src/controller/kubeapi.ts';
+import { PulsarAdmin } from '../src/pulsar/admin.ts';
 import { DEFAULT_RESOURCES, type JsonObject, renderTrigger } from '../src/trigger/render.ts';
 import type { PulsarTrigger } from '../src/trigger/spec.ts';
 
@@ -23,6 +25,8 @@ export interface DirectOrder {
   image: string;
   /** The trigger each Deployment is rendered from, as the controller would get it. */
   triggers: PulsarTrigger[];
+  /** Also make each trigger's subscription there (its topic, Latest) and read its partitions. */
+  adminUrl?: string;
 }
 
 export interface DirectResult {
@@ -48,8 +52,9 @@ async function child(): Promise<void> {
     const d = r.value.deployment;
     // Its trigger does not exist in this namespace: the garbage collector would delete the Deployment.
     delete (d.metadata as JsonObject).ownerReferences;
-    return d;
+    return { deployment: d, settings: r.value.settings };
   });
+  const admin = order.adminUrl ? new PulsarAdmin({ adminUrl: order.adminUrl }) : undefined;
   const api = new KubeApi(loadKubeconfigFile(order.kubeconfig), { connections: order.workers + 4 });
   process.send!({ ready: true });
   await next();
@@ -60,12 +65,17 @@ async function child(): Promise<void> {
   await Promise.all(
     Array.from({ length: order.workers }, async () => {
       while (i < order.n) {
-        const body = bodies[i++];
-        await api.request('POST', paths.deployments(order.namespace), {
-          body,
-          query: { fieldManager: 'kubeless-pulsar-trigger' },
-          discard: true,
-        });
+        const { deployment, settings } = bodies[i++]!;
+        await Promise.all([
+          api.request('POST', paths.deployments(order.namespace), {
+            body: deployment,
+            query: { fieldManager: 'kubeless-pulsar-trigger' },
+            discard: true,
+          }),
+          admin
+            ?.createSubscription(settings.topic, settings.subscription, settings.initialPosition)
+            .then(() => admin.partitions(settings.topic)),
+        ]);
         replies.push(performance.now() - t0);
       }
     }),
@@ -74,6 +84,7 @@ async function child(): Promise<void> {
   const cpu = process.cpuUsage(cpu0);
   const result: DirectResult = { seconds, replies, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
   await api.close();
+  admin?.close();
   process.send!(result, () => process.exit(0));
 }
 

@@ -254,6 +254,7 @@ export async function startController(
     log: (level, msg, ctx) => log[level](ctx, msg),
     ...(subscriptions ? { subscriptions } : {}),
     ...(poller ? { backlog: poller } : {}),
+    wake: (key) => queue.add(key),
   });
 
   let running = false;

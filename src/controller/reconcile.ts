@@ -127,6 +127,12 @@ export interface ReconcileDeps {
   subscriptions?: SubscriptionPort;
   /** Each trigger's subscription figures (backlog.ts), written into its status. */
   backlog?: BacklogSource;
+  /**
+   * Queues a trigger for reconcile. Given, a subscription is made beside the reconcile, which does not wait for the
+   * broker (its topic creation paces 1000 new triggers far below the API server's rate) and is woken when it is
+   * made or failed. Absent, reconcile waits for it.
+   */
+  wake?: (key: string) => void;
 }
 
 /** What a Pulsar admin call came to, as reconcile needs it: a Ready=False reason when it failed. */
@@ -156,6 +162,13 @@ export interface BacklogSource {
 /** First and longest wait before a failed Pulsar admin call is tried again (doubling in between). */
 export const ADMIN_RETRY_MIN_MS = 2000;
 export const ADMIN_RETRY_MAX_MS = 300_000;
+/** How long a deletion waits for a subscription creation still under way. */
+const ENSURE_WAIT_MS = 1000;
+/**
+ * Subscription creations in flight at most (with `wake`); the others wait their turn in order. Unbounded, 1000 new
+ * triggers put 1000 requests in the admin client's queue at once (measured: +40 MiB of controller RSS).
+ */
+const ENSURE_CONCURRENCY = 8;
 
 /** Status fields besides the conditions; a failure keeps the reported Deployment unless told to drop it. */
 type StatusRest = Omit<TriggerStatus, 'conditions' | 'observedGeneration'> & { dropDeployment?: boolean };
@@ -334,6 +347,13 @@ export class Reconciler {
   private readonly plans = new Map<string, { uid: string; generation: number; plan: Plan }>();
   /** Subscriptions known to exist, by trigger key: `uid generation` of the spec they were made for. */
   private readonly ensured = new Map<string, string>();
+  /** Subscriptions being made beside reconcile (with `wake`), by trigger key: the stamp they are made for. */
+  private readonly ensuring = new Map<string, string>();
+  /** Creations started beside reconcile and not finished, and those waiting for one of them to finish. */
+  private ensureRunning = 0;
+  private readonly ensureWaiting: (() => void)[] = [];
+  /** A failure of such a creation, for the next reconcile of the same stamp to report (then tried again). */
+  private readonly ensureFailed = new Map<string, { stamp: string; outcome: AdminOutcome }>();
   /** Partitions of each trigger's topic as its subscription was made (the backlog figures keep it current). */
   private readonly partitions = new Map<string, number>();
   /** KEDA objects applied, by trigger key: `uid generation partitioned` they were applied for. */
@@ -621,8 +641,9 @@ export class Reconciler {
 
     if (!finalizerNeeded && hasFinalizer(trigger)) await this.removeFinalizer(trigger, actions);
 
-    if (admin && !admin.ok) return failed(admin.reason, admin.message, this.adminRetryMs(keyOf(trigger)));
-    if (this.d.subscriptions) this.d.backlog?.track(keyOf(trigger));
+    if (admin && admin !== 'pending' && !admin.ok)
+      return failed(admin.reason, admin.message, this.adminRetryMs(keyOf(trigger)));
+    if (this.d.subscriptions && admin !== 'pending') this.d.backlog?.track(keyOf(trigger));
 
     // Status waits for the Deployment's own watch event, which brings this key back: with many triggers at once,
     // every Deployment gets created before any status is written (the queue is first in, first out).
@@ -700,25 +721,76 @@ export class Reconciler {
     return undefined;
   }
 
-  /** Makes sure the trigger's subscription exists (once per uid and generation). Undefined: no admin port. */
+  /**
+   * Makes sure the trigger's subscription exists (once per uid and generation). Undefined: no admin port. With
+   * `wake`, a creation not made yet is started beside reconcile ('pending'); its outcome comes with the reconcile
+   * it wakes.
+   */
   private async ensureSubscription(
     trigger: KubeObject,
     r: Planned,
     actions: string[],
-  ): Promise<AdminOutcome | undefined> {
+  ): Promise<AdminOutcome | 'pending' | undefined> {
     const port = this.d.subscriptions;
     if (!port) return undefined;
     const key = keyOf(trigger);
     const stamp = `${trigger.metadata?.uid} ${trigger.metadata?.generation}`;
     if (this.ensured.get(key) === stamp) return { ok: true };
-    const outcome = await port.ensure(trigger, r.objects());
-    if (outcome.ok) {
-      this.ensured.set(key, stamp);
-      if (outcome.partitions !== undefined) this.partitions.set(key, outcome.partitions);
-      this.adminFailures.delete(key);
-      actions.push(`ensure subscription ${r.objects().settings.subscription}`);
+    const failedBefore = this.ensureFailed.get(key);
+    if (failedBefore) {
+      // Reported once; the reconcile after it (at the retry delay) tries again.
+      this.ensureFailed.delete(key);
+      if (failedBefore.stamp === stamp) return failedBefore.outcome;
     }
-    return outcome;
+    if (this.ensuring.get(key) === stamp) return 'pending';
+    const target = r.objects();
+    const made = async (): Promise<AdminOutcome> => {
+      const outcome = await port.ensure(trigger, target);
+      if (outcome.ok) {
+        this.ensured.set(key, stamp);
+        if (outcome.partitions !== undefined) this.partitions.set(key, outcome.partitions);
+        this.adminFailures.delete(key);
+      }
+      return outcome;
+    };
+    actions.push(`ensure subscription ${target.settings.subscription}`);
+    const wake = this.d.wake;
+    if (!wake) return made();
+    this.ensuring.set(key, stamp);
+    void this.ensureTurn()
+      .then(() => (this.ensuring.get(key) === stamp ? made() : { ok: true as const }))
+      .finally(() => this.ensureDone())
+      .catch(
+        (e: unknown): AdminOutcome => ({
+          ok: false,
+          reason: 'PulsarAdminUnavailable',
+          message: `Pulsar admin API ${target.adminUrl}: ${describe(e)}`,
+        }),
+      )
+      .then((outcome) => {
+        // Forgotten (the trigger went) or superseded by a newer generation's creation: nothing to report.
+        if (this.ensuring.get(key) !== stamp) return;
+        this.ensuring.delete(key);
+        if (!outcome.ok) this.ensureFailed.set(key, { stamp, outcome });
+        wake(key);
+      });
+    return 'pending';
+  }
+
+  /** Resolves when a creation may start (at most ENSURE_CONCURRENCY at once). */
+  private ensureTurn(): Promise<void> {
+    if (this.ensureRunning < ENSURE_CONCURRENCY) {
+      this.ensureRunning++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.ensureWaiting.push(resolve));
+  }
+
+  /** A creation finished: its turn goes to the next one waiting. */
+  private ensureDone(): void {
+    const next = this.ensureWaiting.shift();
+    if (next) next();
+    else this.ensureRunning--;
   }
 
   /**
@@ -737,6 +809,8 @@ export class Reconciler {
     const target = rendered.value;
     const settings = target.settings;
     const key = keyOf(trigger);
+    // A creation still under way would bring the subscription back after its deletion: wait for it.
+    if (this.ensuring.has(key)) return ENSURE_WAIT_MS;
     const inUse = await port.consumers(trigger, target);
     if (!inUse.ok) return this.adminRetryMs(key);
     if ((inUse.consumers ?? 0) > 0) return NAMESPACES_WAIT_MS;
@@ -755,6 +829,8 @@ export class Reconciler {
 
   private forgetSubscription(key: string): void {
     this.ensured.delete(key);
+    this.ensuring.delete(key);
+    this.ensureFailed.delete(key);
     this.partitions.delete(key);
     this.kedaApplied.delete(key);
     this.adminFailures.delete(key);

@@ -658,6 +658,56 @@ test('an admin API that fails: Ready=False with its reason, the Deployment still
   assert.notEqual(ready()?.reason, 'PulsarAdminForbidden');
 });
 
+test('with wake: the Deployment does not wait for the broker; the subscription outcome comes with the reconcile it wakes', async () => {
+  const calls: string[] = [];
+  const pending: ((o: AdminOutcome & { partitions?: number }) => void)[] = [];
+  const port: SubscriptionPort = {
+    ensure: () => {
+      calls.push('ensure');
+      return new Promise((resolve) => pending.push(resolve));
+    },
+    consumers: async () => ({ ok: true, consumers: 0 }),
+    remove: async () => ({ ok: true }),
+  };
+  const woken: string[] = [];
+  const tracked = new Set<string>();
+  const backlog = {
+    track: (k: string) => tracked.add(k),
+    untrack: (k: string) => tracked.delete(k),
+    figures: () => undefined,
+  };
+  const w = world(undefined, [], { subscriptions: port, backlog, wake: (k) => woken.push(k) });
+  w.triggers.put(trigger('a'));
+  const ready = () =>
+    (w.triggers.get('a', 'ns1')?.status as TriggerStatus | undefined)?.conditions?.find(
+      (c) => c.type === 'Ready',
+    );
+  // The creation hangs at the broker; the Deployment is made all the same, and a second reconcile starts nothing.
+  await w.r.reconcile('ns1/a');
+  assert.ok(w.writes.includes('create deployment'));
+  await w.r.reconcile('ns1/a');
+  assert.deepEqual(calls, ['ensure'], 'one creation under way, not two');
+  assert.ok(!tracked.has('ns1/a'), 'no figures before the subscription exists');
+  // It fails: the trigger is woken, and that reconcile reports it and asks to come back after the retry delay.
+  pending.shift()!({ ok: false, reason: 'PulsarAdminUnavailable', message: 'connection refused' });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(woken, ['ns1/a']);
+  const failed = await w.r.reconcile('ns1/a');
+  assert.equal(ready()?.reason, 'PulsarAdminUnavailable');
+  assert.equal(failed.requeueAfterMs, ADMIN_RETRY_MIN_MS);
+  // At the retry delay: tried again; made this time, woken again, and then tracked with no further call.
+  await w.r.reconcile('ns1/a');
+  assert.equal(calls.length, 2);
+  pending.shift()!({ ok: true, partitions: 0 });
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(woken, ['ns1/a', 'ns1/a']);
+  const healed = await w.r.reconcile('ns1/a');
+  assert.equal(healed.requeueAfterMs, undefined);
+  assert.ok(tracked.has('ns1/a'));
+  assert.notEqual(ready()?.reason, 'PulsarAdminUnavailable');
+  assert.equal(calls.length, 2);
+});
+
 test('deleteSubscription: a finalizer, and the subscription goes once no dispatcher holds it', async () => {
   const admin = fakeAdmin();
   const w = world(undefined, [], { subscriptions: admin.port });
