@@ -6,6 +6,8 @@ import { PulsarClient } from '../../../src/pulsar/index.ts';
 import { sleep } from '../../../testenv/lib/proc.ts';
 import { pulsarPlain } from '../../support/env.ts';
 
+export { orderReport } from '../../support/order.ts';
+
 export interface SubscriptionStats {
   type?: string;
   consumers?: { msgOutCounter: number }[];
@@ -34,29 +36,6 @@ export function arrivals(fn: FunctionServer, topic: string): { id: string; key: 
       const [key, n] = e.body.toString().split('/') as [string, string];
       return { id: String(e.headers['event-id']), key, n: Number(n) };
     });
-}
-
-/**
- * Per key, in arrival order: `late` counts messages that first arrived after a later message of their key. None
- * late and all delivered: every key arrived in its production order. `repeats` are redeliveries (at least once).
- */
-export function orderReport(seen: { key: string; n: number }[]) {
-  const highest = new Map<string, number>();
-  const distinct = new Set<string>();
-  let late = 0;
-  let repeats = 0;
-  for (const { key, n } of seen) {
-    const id = `${key}/${n}`;
-    if (distinct.has(id)) {
-      repeats++;
-      continue;
-    }
-    distinct.add(id);
-    const top = highest.get(key) ?? -1;
-    if (n < top) late++;
-    highest.set(key, Math.max(top, n));
-  }
-  return { delivered: distinct.size, late, repeats };
 }
 
 /**
