@@ -619,9 +619,10 @@ export class Reconciler {
     const missing = await this.missingReference(trigger, r);
     if (missing) return failed(missing.reason, missing.message, 30_000);
 
-    // The subscription belongs to the trigger: made before any dispatcher runs, so what is published meanwhile
-    // waits in it. A failure is reported (after the Deployment is synced: dispatchers still subscribe by themselves)
-    // and tried again with a doubling delay.
+    // The subscription belongs to the trigger: made whether or not a dispatcher runs, so what is published
+    // meanwhile waits in it. With `wake` it is made beside this reconcile (milliseconds, where a pod takes seconds to
+    // start; a dispatcher that subscribes first makes it at the same position). A failure is reported (after the
+    // Deployment is synced: dispatchers still subscribe by themselves) and tried again with a doubling delay.
     const admin = await this.ensureSubscription(trigger, r, actions);
 
     try {
